@@ -1,0 +1,3 @@
+from resnetlab.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""The sub-commands: parse what argparse gave, call ``resnetlab.api``, print the outcome."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from resnetlab.config import all_keys, build_config, list_presets, read_yaml, to_dict
+from resnetlab.config.schema import Config
+from resnetlab.errors import UserError
+
+
+def train(args: argparse.Namespace) -> int:
+    from resnetlab import api
+    from resnetlab.train.signals import Interrupted
+
+    overrides = list(args.overrides)
+    if args.resume:
+        run_dir = Path(args.resume)
+        run_dir = run_dir.parent if run_dir.is_file() else run_dir
+        if not (run_dir / "config.yaml").is_file():
+            raise UserError(f"--resume {args.resume}: no config.yaml there; give the folder of a run")
+        cfg = build_config([*overrides, f"train.resume={run_dir}"], base=read_yaml(run_dir / "config.yaml"))
+    else:
+        cfg = build_config(overrides if overrides else ["preset=quick"])
+    try:
+        result = api.train(cfg)
+    except Interrupted as stop:
+        run_dir = Path(cfg.output.dir) / (cfg.output.name or "")
+        print(f"\nstopped by {stop.signal_name}; state saved. Resume with:\n"
+              f"  resnetlab train --resume {_run_dir_hint(cfg)}", file=sys.stderr)
+        return 130
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _run_dir_hint(cfg: Config) -> str:
+    if cfg.train.resume and cfg.train.resume != "auto":
+        path = Path(cfg.train.resume)
+        return str(path.parent if path.is_file() else path)
+    runs = sorted(Path(cfg.output.dir).glob("*/last.pt"), key=lambda p: p.stat().st_mtime)
+    return str(runs[-1].parent) if runs else "RUN_DIR"
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from resnetlab import api
+
+    result = api.evaluate(args.run, overrides=args.overrides, split=args.split, tta=args.tta, out_dir=args.out)
+    print(result.format())
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from resnetlab import api
+
+    result = api.predict(args.run, args.inputs, out=args.out, tta=args.tta, batch_size=args.batch_size)
+    print(f"wrote {result.count} predictions to {result.path}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} unreadable files:", file=sys.stderr)
+        for bad in result.skipped:
+            print(f"  {bad.path}: {bad.reason}", file=sys.stderr)
+    return 0
+
+
+def summary(args: argparse.Namespace) -> int:
+    from resnetlab import api
+    from resnetlab.models import list_models
+
+    if args.list or not args.model:
+        print("\n".join(list_models()))
+        return 0
+    info = api.summary(args.model, image_size=args.image_size, in_channels=args.in_channels,
+                       num_classes=args.num_classes, stem=args.stem, multiscale=args.multiscale,
+                       attention=args.attention)
+    print(info.format())
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from resnetlab.evaluate.compare import write_comparison
+    from resnetlab.evaluate.report import write_report
+
+    runs = [Path(r) for r in args.runs]
+    for run in runs:
+        if not (run / "metrics.json").is_file():
+            raise UserError(f"{run} is not a finished run folder (no metrics.json); give folders under runs/")
+        print(f"wrote {write_report(run)}")
+    if len(runs) > 1:
+        out = Path(args.out) if args.out else runs[0].parent
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"wrote {write_comparison(runs, out)}")
+    return 0
+
+
+def show_config(args: argparse.Namespace) -> int:
+    if args.presets:
+        print("\n".join(list_presets()))
+        return 0
+    if args.keys:
+        _print_keys()
+        return 0
+    cfg = build_config(args.overrides)
+    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
+def _print_keys() -> None:
+    import dataclasses
+    import typing
+
+
+
+    defaults = to_dict(Config())
+    for key in all_keys():
+        section, name = key.split(".", 1)
+        cls = typing.get_type_hints(Config)[section]
+        meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+        print(f"{key:32} {defaults[section][name]!s:18} {meta.get('help', '')}")
+

@@ -1,0 +1,92 @@
+"""``resnetlab`` command line: one sub-command per job, each a thin call into ``resnetlab.api``.
+
+Bad input exits with code 2 and one line on stderr; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Sequence
+
+from resnetlab import __version__
+from resnetlab.cli import commands
+from resnetlab.errors import UserError
+
+OVERRIDES_HELP = "config overrides: preset=NAME, config=FILE.yaml, section.key=value (resnetlab config --keys lists them)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="resnetlab", description="Train, evaluate and compare ResNet image models.")
+    parser.add_argument("--version", action="version", version=f"resnetlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+    original_add = sub.add_parser
+    sub.add_parser = lambda *a, **k: original_add(*a, parents=[common], **k)  # every command takes --debug
+
+    p = sub.add_parser("train", help="train a model (default: digits, preset quick)")
+    p.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run exactly where it stopped")
+    p.set_defaults(func=commands.train)
+
+    p = sub.add_parser("eval", help="recompute every metric and plot of a run on any split or dataset")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("overrides", nargs="*", help="data.* overrides, e.g. data.source=path/to/new/images")
+    p.add_argument("--split", choices=("val", "test", "train"), default="val")
+    p.add_argument("--tta", action="store_true", help="average predictions over horizontal flips")
+    p.add_argument("--out", metavar="DIR", help="where to write (default RUN/eval-<split>)")
+    p.set_defaults(func=commands.evaluate)
+
+    p = sub.add_parser("predict", help="predict images and write a CSV (id,label,probabilities)")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("inputs", metavar="IMAGES_OR_FOLDER", nargs="+", help="a folder, a glob, image files or a CSV of paths")
+    p.add_argument("--out", default="predictions.csv")
+    p.add_argument("--tta", action="store_true")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.set_defaults(func=commands.predict)
+
+    p = sub.add_parser("summary", help="layer table, parameters, FLOPs and MACs of a model")
+    p.add_argument("model", nargs="?", help="model name or a run folder")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--stem", choices=("imagenet", "cifar"), default=None)
+    p.add_argument("--multiscale", action="store_true", help="with multi-scale fusion of stage features")
+    p.add_argument("--attention", choices=("none", "fused", "blocks"), default="none")
+    p.add_argument("--list", action="store_true", help="list the registered models")
+    p.set_defaults(func=commands.summary)
+
+    p = sub.add_parser("report", help="rebuild a run's report; with several runs, a comparison")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--out", metavar="DIR", help="folder of the comparison (default: the runs' parent)")
+    p.set_defaults(func=commands.report)
+
+    p = sub.add_parser("config", help="print the resolved configuration, or every key with --keys")
+    p.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
+    p.add_argument("--keys", action="store_true", help="list every key with its default and meaning")
+    p.add_argument("--presets", action="store_true", help="list the presets")
+    p.set_defaults(func=commands.show_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"resnetlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into head and closed early
+        return 0
+    except KeyboardInterrupt:
+        print(f"resnetlab {args.command}: aborted", file=sys.stderr)
+        return 130

@@ -1,0 +1,252 @@
+"""Build a validated :class:`Config` from presets, YAML files and dotted overrides.
+
+Order of precedence, lowest first: schema defaults, ``preset=NAME`` (presets may name a
+``base`` preset), ``config=FILE.yaml``, then ``key.sub=value`` overrides in the order given.
+Every problem is a :class:`UserError` naming the key or file and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from resnetlab.config.schema import Config
+from resnetlab.errors import UserError
+
+_NONE_WORDS = {"none", "null", "~", ""}
+_TRUE_WORDS = {"true", "yes", "on", "1"}
+_FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+# ---------------------------------------------------------------- presets and files
+
+
+def list_presets() -> list[str]:
+    folder = resources.files("resnetlab.config") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    """The preset's own keys merged over its ``base`` chain (not yet validated)."""
+    presets = list_presets()
+    if name not in presets:
+        hint = _closest(name, presets)
+        raise UserError(f"unknown preset '{name}'{hint}; presets: {', '.join(presets)}")
+    text = (resources.files("resnetlab.config") / "presets" / f"{name}.yaml").read_text()
+    data = yaml.safe_load(text) or {}
+    base = data.pop("base", None)
+    return _merge(read_preset(base), data) if base else data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} not found; give the path of a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of sections (model:, data:, ...)")
+    base = data.pop("preset", None) or data.pop("base", None)
+    return _merge(read_preset(base), data) if base else data
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def parse_overrides(tokens: Iterable[str]) -> dict[str, Any]:
+    """Turn ``["preset=x", "optim.lr=0.01"]`` into a nested dict, files and presets expanded."""
+    merged: dict[str, Any] = {}
+    for token in tokens:
+        key, sep, raw = token.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"cannot read '{token}': overrides are key=value, e.g. optim.lr=0.01")
+        if key == "preset":
+            merged = _merge(merged, read_preset(raw.strip()))
+        elif key == "config":
+            merged = _merge(merged, read_yaml(raw.strip()))
+        else:
+            merged = _merge(merged, _nest(key.split("."), _parse_value(raw)))
+    return merged
+
+
+def build_config(overrides: Iterable[str] = (), *, base: dict[str, Any] | None = None) -> Config:
+    """The validated config from a base mapping (e.g. a saved run) and override tokens."""
+    data = _merge(base or {}, parse_overrides(overrides))
+    return from_dict(Config, data)
+
+
+def load_config(path: str | Path) -> Config:
+    return from_dict(Config, read_yaml(path), source=str(path))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys += all_keys(hint, f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+# ---------------------------------------------------------------- validation
+
+
+def from_dict(cls: type, data: Any, *, prefix: str = "", source: str | None = None) -> Any:
+    """Validate ``data`` against dataclass ``cls`` and build it; unknown keys are errors."""
+    where = f" in {source}" if source else ""
+    if not isinstance(data, dict):
+        raise UserError(f"config key '{prefix.rstrip('.') or 'root'}'{where} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            full = f"{prefix}{key}"
+            if "[" in prefix:  # inside a list item such as train.stages[0]
+                candidates = [f"{prefix}{k}" for k in fields]
+            else:
+                candidates = all_keys() + [f.name for f in dataclasses.fields(Config)]
+            hint = _closest(full, candidates) or _closest(key, [k.rsplit(".", 1)[-1] for k in candidates],
+                                                          full=candidates)
+            raise UserError(f"unknown config key '{full}'{where}{hint}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, fields[name].metadata, f"{prefix}{name}", where)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, meta: typing.Mapping, key: str, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, prefix=f"{key}.", source=where[4:] or None)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    optional = origin in (typing.Union, types.UnionType) and type(None) in args
+    if optional:
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS):
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        return _coerce_list(args[0], value, meta, key, where)
+    result = _coerce_scalar(hint, value, key, where)
+    _check_bounds(result, meta, key, where)
+    return result
+
+
+def _coerce_list(item: Any, value: Any, meta: typing.Mapping, key: str, where: str) -> list:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()] if value.strip() else []
+    if not isinstance(value, (list, tuple)):
+        raise UserError(f"config key '{key}'{where} takes a list, e.g. {key}=[0.1,0.2]; got {value!r}")
+    return [_coerce(item, v, meta if not dataclasses.is_dataclass(item) else {}, f"{key}[{i}]", where)
+            for i, v in enumerate(value)]
+
+
+def _coerce_scalar(hint: Any, value: Any, key: str, where: str) -> Any:
+    bad = f"config key '{key}'{where}"
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in _TRUE_WORDS:
+            return True
+        if str(value).strip().lower() in _FALSE_WORDS:
+            return False
+        raise UserError(f"{bad} takes true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise UserError(f"{bad} takes a whole number, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(str(value))
+        except ValueError:
+            number = None
+        if number is None or not number.is_integer():
+            raise UserError(f"{bad} takes a whole number, got {value!r}")
+        return int(number)
+    if hint is float:
+        if isinstance(value, bool):
+            raise UserError(f"{bad} takes a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{bad} takes a number, got {value!r}") from None
+    if hint is str:
+        if isinstance(value, (dict, list)):
+            raise UserError(f"{bad} takes a single value, got {value!r}")
+        return str(value)
+    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a schema bug, not user input
+
+
+def _check_bounds(value: Any, meta: typing.Mapping, key: str, where: str) -> None:
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        shown = ", ".join("none" if c is None else str(c) for c in choices)
+        hint = _closest(str(value), [str(c) for c in choices if c is not None])
+        raise UserError(f"config key '{key}'{where} got {value!r}{hint}; accepted: {shown}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value:  # NaN compares false to every bound
+            raise UserError(f"config key '{key}'{where} got NaN; give a number")
+        if lo is not None and value < lo:
+            raise UserError(f"config key '{key}'{where} must be >= {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise UserError(f"config key '{key}'{where} must be <= {hi}, got {value}")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _parse_value(raw: str) -> Any:
+    raw = raw.strip()
+    try:
+        return yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def _nest(parts: list[str], value: Any) -> dict[str, Any]:
+    for part in reversed(parts):
+        value = {part: value}
+    return value
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _closest(word: str, options: list[str], *, full: list[str] | None = None) -> str:
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if not match:
+        return ""
+    if full is not None:
+        match = [full[options.index(match[0])]]
+    return f"; did you mean '{match[0]}'?"

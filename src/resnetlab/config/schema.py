@@ -1,0 +1,181 @@
+"""The one configuration schema: typed sections, each field with its accepted values.
+
+Field metadata carries what validation needs (``choices``, ``min``, ``max``) and a one-line
+``help`` that the command line and the README show. Everything below the command line
+receives these dataclasses (or plain values taken from them), never a dict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
+        max: float | None = None, factory: bool = False) -> Any:
+    """A dataclass field with validation metadata; ``factory`` for mutable defaults."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    if factory:
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelConfig:
+    name: str = opt("resnet18", "architecture: resnet18/34/50/101/152, resnet20/32/44/56/110")
+    stem: str = opt("auto", "imagenet (7x7 s2 + max-pool), cifar (3x3 s1), auto: cifar when image_size <= 64",
+                    choices=("auto", "imagenet", "cifar"))
+    pretrained: str = opt("none", "start from ImageNet weights (downloaded through torch.hub)",
+                          choices=("none", "imagenet"))
+    weights: str | None = opt(None, "start from a local torchvision-format or resnetlab checkpoint")
+    freeze: str = opt("none", "none, backbone (train the head only) or stages:N (stem + first N stages)")
+    freeze_bn_stats: bool = opt(False, "keep frozen layers' BatchNorm statistics fixed too")
+    zero_init_residual: bool = opt(True, "zero the last BN of each residual branch (arXiv:1706.02677)")
+    drop_rate: float = opt(0.0, "dropout before the classifier", min=0.0, max=1.0)
+    multiscale: bool = opt(False, "fuse pooled features of every stage before the head")
+    multiscale_dim: int | None = opt(None, "project each stage's features to this size before fusion", min=1)
+    attention: str = opt("none", "channel attention: none, fused (SE on fused features), blocks (SE in every block)",
+                         choices=("none", "fused", "blocks"))
+
+
+@dataclass
+class DataConfig:
+    source: str = opt("digits", "digits, fashion-mnist, cifar10, cifar100, an image folder or a CSV manifest")
+    dir: str | None = opt(None, "where built-in datasets are looked up and downloaded (else $RESNETLAB_DATA)")
+    download: bool = opt(True, "download a missing built-in dataset when online")
+    task: str = opt("classification", "classification or regression (numeric target column)",
+                    choices=("classification", "regression"))
+    image_size: int = opt(32, "training resolution (images are cached at this size)", min=8, max=1024)
+    channels: int | None = opt(None, "1 (grayscale) or 3 (RGB); default: what the source holds", choices=(None, 1, 3))
+    val_ratio: float = opt(0.1, "share of training images held out for validation when no val split exists",
+                           min=0.0, max=0.9)
+    test_ratio: float = opt(0.1, "share held out for testing when the source has no test split",
+                            min=0.0, max=0.9)
+    split_seed: int = opt(0, "seed of the train/val/test split (independent of train.seed)", min=0)
+    subset: int | None = opt(None, "use at most this many training images (seeded), for quick runs", min=1)
+    image_column: str = opt("image", "CSV column holding image paths (relative to the CSV)")
+    label_column: str = opt("label", "CSV column holding the class label or the numeric target")
+    split_column: str | None = opt(None, "CSV column holding train/val/test per row")
+    feature_columns: list[str] = opt(list, "CSV columns used as a side-feature vector", factory=True)
+    group_column: str | None = opt(None, "CSV column naming the clip a frame belongs to")
+    order_column: str | None = opt(None, "CSV column giving the frame order within a clip")
+    frame_interval: int = opt(1, "keep every k-th frame of each clip", min=1)
+    normalize_target: bool = opt(True, "standardize regression targets with training statistics")
+    on_bad_file: str = opt("skip", "what to do with a corrupt or unreadable image: skip (and report) or error",
+                           choices=("skip", "error"))
+    cache: str = opt("auto", "decoded-image cache: memory, disk (memory-mapped) or auto (disk above 2 GiB)",
+                     choices=("auto", "memory", "disk"))
+    cache_dir: str | None = opt(None, "disk cache folder (default: ~/.cache/resnetlab)")
+    mean: list[float] | None = opt(None, "per-channel mean in [0, 1]; default: computed from the training data")
+    std: list[float] | None = opt(None, "per-channel std in [0, 1]; default: computed from the training data")
+    workers: int = opt(0, "threads decoding images on the first pass (0: one per core)", min=0)
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = opt(True, "the master switch: false turns every augmentation off")
+    hflip: float = opt(0.0, "probability of a horizontal flip", min=0.0, max=1.0)
+    vflip: float = opt(0.0, "probability of a vertical flip", min=0.0, max=1.0)
+    crop_padding: int = opt(0, "random crop after padding by this many pixels (0: off)", min=0)
+    resized_crop: bool = opt(False, "random resized crop (scale and ratio below)")
+    resized_crop_scale: list[float] = opt(lambda: [0.08, 1.0], "area range of the resized crop", factory=True)
+    resized_crop_ratio: list[float] = opt(lambda: [0.75, 1.3333], "aspect range of the resized crop", factory=True)
+    rotation: float = opt(0.0, "maximum rotation in degrees", min=0.0, max=180.0)
+    translate: float = opt(0.0, "maximum translation as a fraction of the size", min=0.0, max=0.5)
+    scale: list[float] = opt(lambda: [1.0, 1.0], "zoom range of the affine transform", factory=True)
+    brightness: float = opt(0.0, "colour jitter: brightness factor range 1±x", min=0.0, max=1.0)
+    contrast: float = opt(0.0, "colour jitter: contrast factor range 1±x", min=0.0, max=1.0)
+    saturation: float = opt(0.0, "colour jitter: saturation factor range 1±x", min=0.0, max=1.0)
+    hue: float = opt(0.0, "colour jitter: hue shift range ±x (fraction of a turn)", min=0.0, max=0.5)
+    erasing: float = opt(0.0, "probability of random erasing", min=0.0, max=1.0)
+    mixup: float = opt(0.0, "mixup alpha (0: off)", min=0.0)
+    cutmix: float = opt(0.0, "cutmix alpha (0: off)", min=0.0)
+
+
+@dataclass
+class OptimConfig:
+    name: str = opt("sgd", "optimizer", choices=("sgd", "adam", "adamw"))
+    lr: float = opt(0.1, "peak learning rate", min=0.0)
+    momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
+    nesterov: bool = opt(False, "Nesterov momentum for SGD")
+    betas: list[float] = opt(lambda: [0.9, 0.999], "Adam/AdamW betas", factory=True)
+    weight_decay: float = opt(5e-4, "weight decay", min=0.0)
+    decay_norm_and_bias: bool = opt(False, "also apply weight decay to norm weights and biases")
+    backbone_lr_scale: float = opt(1.0, "backbone learning rate as a fraction of lr (head keeps lr)", min=0.0)
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = opt("cosine", "learning-rate schedule", choices=("cosine", "plateau", "step", "onecycle", "none"))
+    warmup_epochs: float = opt(0.0, "linear warmup length in epochs", min=0.0)
+    warmup_start: float = opt(0.01, "warmup starts at lr times this", min=0.0, max=1.0)
+    min_lr: float = opt(0.0, "floor of cosine and onecycle", min=0.0)
+    step_epochs: int = opt(30, "step schedule: decay every N epochs", min=1)
+    gamma: float = opt(0.1, "step and plateau decay factor", min=0.0, max=1.0)
+    plateau_patience: int = opt(5, "plateau: epochs without improvement before decaying", min=0)
+
+
+@dataclass
+class StageConfig:
+    epochs: int = opt(1, "epochs of this stage", min=1)
+    freeze: str = opt("none", "what is frozen during this stage (as model.freeze)")
+    lr: float | None = opt(None, "peak learning rate of this stage (default optim.lr)", min=0.0)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = opt(10, "number of epochs", min=1)
+    batch_size: int = opt(128, "images per optimizer step (before accumulation)", min=1)
+    accumulate: int = opt(1, "gradient accumulation steps", min=1)
+    loss: str = opt("auto", "cross_entropy (classification), mse/l1/smooth_l1 (regression), auto",
+                    choices=("auto", "cross_entropy", "mse", "l1", "smooth_l1"))
+    label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy", min=0.0, max=1.0)
+    class_weights: str = opt("none", "cross-entropy class weights: none or balanced (from training counts)",
+                             choices=("none", "balanced"))
+    balanced_sampler: bool = opt(False, "sample classes uniformly instead of by frequency")
+    mpca_loss: float = opt(0.0, "weight of the soft mean-per-class-accuracy term (seed 001 loss)", min=0.0)
+    accuracy_loss: float = opt(0.0, "weight of the soft accuracy term (seed 001 loss)", min=0.0)
+    grad_clip: float = opt(0.0, "clip the gradient norm to this value (0: off)", min=0.0)
+    monitor: str = opt("val/accuracy", "metric that picks the best checkpoint and drives early stopping")
+    monitor_mode: str = opt("auto", "max, min, or auto (min for losses and errors)", choices=("auto", "max", "min"))
+    early_stopping: int = opt(0, "stop after this many epochs without improvement (0: off)", min=0)
+    stages: list[StageConfig] = opt(list, "consecutive stages, e.g. head-only then full fine-tuning", factory=True)
+    device: str = opt("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    precision: str = opt("auto", "auto (bf16 on CPU/CUDA where supported), fp32, bf16, fp16",
+                         choices=("auto", "fp32", "bf16", "fp16"))
+    channels_last: str = opt("auto", "memory format: auto (on with mixed precision), true, false",
+                             choices=("auto", "true", "false"))
+    compile: bool = opt(False, "torch.compile the model (slow to start; helps on GPUs)")
+    threads: int = opt(0, "CPU threads (0: one per physical core)", min=0)
+    seed: int = opt(0, "seed for everything (weights, shuffling, augmentation)", min=0)
+    deterministic: bool = opt(False, "deterministic kernels: bit-identical reruns, slower")
+    resume: str | None = opt(None, "auto (last.pt in the run folder) or a run folder / checkpoint path")
+    checkpoint_steps: int = opt(0, "also write last.pt every N optimizer steps (0: end of epoch only)", min=0)
+    eval_batch_size: int = opt(0, "evaluation batch size (0: twice batch_size)", min=0)
+    tta: bool = opt(False, "average predictions over flips at evaluation")
+    auto_batch: bool = opt(False, "on device out-of-memory, halve the batch size and retry")
+    log_every: int = opt(0, "print a line every N batches besides the live bar (0: off)", min=0)
+    sync_bn: bool = opt(False, "SyncBatchNorm under distributed training")
+
+
+@dataclass
+class OutputConfig:
+    dir: str = opt("runs", "folder that holds run folders")
+    name: str | None = opt(None, "run folder name (default: model_bs<B>_lr<LR>_<timestamp>)")
+    tensorboard: bool = opt(True, "write TensorBoard events")
+    plots: bool = opt(True, "draw plots at the end of the run")
+    progress: bool = opt(True, "show live progress bars")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+SECTIONS = ("model", "data", "augment", "optim", "schedule", "train", "output")

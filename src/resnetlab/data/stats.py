@@ -1,0 +1,80 @@
+"""Per-channel mean and std of the training images, in [0, 1] units.
+
+Computed in chunks with float64 accumulation (Chan et al.'s pairwise update of mean and sum of
+squared deviations, which stays exact where E[x^2] - E[x]^2 would cancel), so a memory-mapped
+array is read once, a slice at a time. Results are cached by data hash next to the image cache.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from resnetlab.data.cache import read_json, write_json_atomic
+from resnetlab.errors import UserError
+
+_CHUNK_VALUES = 8 << 20  # values per chunk: 64 MiB of float64 at a time
+
+
+def channel_mean_std(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Population mean and std per channel of uint8 (N, C, H, W) images, scaled to [0, 1]."""
+    n, c = images.shape[:2]
+    if n == 0:
+        raise UserError("no training images to compute data.mean/data.std from; check data.source")
+    per_image = int(np.prod(images.shape[1:]))
+    step = max(1, _CHUNK_VALUES // per_image)
+    count = 0
+    mean = np.zeros(c)
+    m2 = np.zeros(c)
+    for a in range(0, n, step):
+        x = np.asarray(images[a:a + step], dtype=np.float64).transpose(1, 0, 2, 3).reshape(c, -1) / 255.0
+        k = x.shape[1]
+        chunk_mean = x.mean(axis=1)
+        chunk_m2 = ((x - chunk_mean[:, None]) ** 2).sum(axis=1)
+        delta = chunk_mean - mean
+        total = count + k
+        mean = mean + delta * k / total
+        m2 = m2 + chunk_m2 + delta ** 2 * count * k / total
+        count = total
+    std = np.sqrt(m2 / count)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def _check(values: Sequence[float], *, key: str, channels: int, positive: bool) -> tuple[float, ...]:
+    values = tuple(float(v) for v in values)
+    if len(values) != channels:
+        raise UserError(f"{key} has {len(values)} value(s) but the data has {channels} channel(s); "
+                        f"give {channels} value(s) in [0, 1]")
+    for v in values:
+        if not math.isfinite(v) or v < 0 or v > 1 or (positive and v == 0):
+            need = "in (0, 1]" if positive else "in [0, 1]"
+            raise UserError(f"{key} value {v:g} is out of range; values are {need} (divide 0..255 values by 255)")
+    return values
+
+
+def resolve_mean_std(images: np.ndarray, *, channels: int, mean: Sequence[float] | None = None,
+                     std: Sequence[float] | None = None, cache_file: Path | None = None,
+                     log: Callable[[str], None] = print) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """data.mean/data.std when given (checked), else computed from `images`, cached in `cache_file`."""
+    fixed_mean = None if mean is None else _check(mean, key="data.mean", channels=channels, positive=False)
+    fixed_std = None if std is None else _check(std, key="data.std", channels=channels, positive=True)
+    if fixed_mean is not None and fixed_std is not None:
+        return fixed_mean, fixed_std
+    computed = None
+    if cache_file is not None:
+        cached = read_json(cache_file)
+        if isinstance(cached, dict) and len(cached.get("mean", ())) == channels == len(cached.get("std", ())):
+            computed = tuple(cached["mean"]), tuple(cached["std"])
+    if computed is None:
+        computed = channel_mean_std(images)
+        if cache_file is not None:
+            try:
+                write_json_atomic(cache_file, {"mean": computed[0], "std": computed[1]})
+            except OSError as exc:
+                log(f"warning: could not cache data statistics in {cache_file} ({exc.strerror or exc})")
+    # A constant channel has std 0; dividing by it would blow up, so it is left unscaled.
+    std_out = fixed_std or tuple(s if s > 0 else 1.0 for s in computed[1])
+    return fixed_mean or computed[0], std_out

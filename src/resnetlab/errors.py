@@ -1,0 +1,9 @@
+"""The one exception type that means "the user gave us something we cannot use".
+
+The command line prints its message as a single line and exits with code 2; anything
+else is a bug and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """A bad input: the message names the key, file or value and what to do about it."""

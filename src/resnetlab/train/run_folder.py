@@ -1,0 +1,86 @@
+"""The run folder: its name, its provenance, and the resources a run used."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resnetlab.errors import UserError
+
+
+def default_run_name(*, model: str, batch_size: int, lr: float) -> str:
+    return f"{model}_bs{batch_size}_lr{lr:g}_{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def make_run_dir(root: str | Path, name: str, *, resuming: bool, generated: bool) -> Path:
+    """Create ``root/name``. An existing run is never overwritten: resume it or pick a new name."""
+    path = Path(root) / name
+    if resuming:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    if path.exists() and any(path.iterdir()):
+        if not generated:
+            raise UserError(f"run folder {path} already holds a run; resume it with train.resume=auto "
+                            "or choose another output.name")
+        suffix = 2
+        while (Path(root) / f"{name}-{suffix}").exists():
+            suffix += 1
+        path = Path(root) / f"{name}-{suffix}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance(*, device: torch.device, data_hash: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    from resnetlab import __version__
+
+    info = {"resnetlab_version": __version__, "git_commit": git_commit(), "torch_version": torch.__version__,
+            "python": sys.version.split()[0], "platform": platform.platform(), "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+            "threads": torch.get_num_threads(), "data_hash": data_hash,
+            "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    info.update(extra or {})
+    return info
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is in kilobytes on Linux, bytes on macOS.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def peak_device_mb(device: torch.device) -> float | None:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return None
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_default))
+    tmp.replace(path)
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -1,0 +1,91 @@
+import pytest
+import yaml
+
+from resnetlab.config import Config, all_keys, build_config, list_presets, load_config, to_dict
+from resnetlab.errors import UserError
+
+
+def test_defaults_round_trip_through_yaml(tmp_path):
+    cfg = build_config()
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(to_dict(cfg)))
+    assert load_config(path) == cfg
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_validates(name):
+    cfg = build_config([f"preset={name}"])
+    assert isinstance(cfg, Config)
+
+
+def test_seed_presets_exist():
+    assert {"resnet18", "resnet18_frozen", "resnet34", "resnet50", "debug", "test", "quick",
+            "cifar-resnet18"} <= set(list_presets())
+
+
+def test_overrides_are_typed_and_applied_in_order():
+    cfg = build_config(["preset=resnet34", "optim.lr=1e-3", "train.epochs=7", "augment.enabled=false",
+                        "data.mean=[0.5]", "optim.lr=0.01"])
+    assert cfg.model.name == "resnet34"
+    assert cfg.optim.lr == 0.01 and isinstance(cfg.optim.lr, float)
+    assert cfg.train.epochs == 7 and cfg.augment.enabled is False
+    assert cfg.data.mean == [0.5]
+
+
+def test_preset_inherits_from_base():
+    cfg = build_config(["preset=resnet18_frozen"])
+    assert cfg.model.freeze == "backbone" and cfg.optim.name == "adamw"
+
+
+def test_stage_list_parses():
+    cfg = build_config(["train.stages=[{epochs: 2, freeze: backbone}, {epochs: 3, lr: 1.0e-4}]"])
+    assert [s.epochs for s in cfg.train.stages] == [2, 3]
+    assert cfg.train.stages[1].lr == 1e-4 and cfg.train.stages[1].freeze == "none"
+
+
+def test_config_file_with_preset(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("preset: debug\ntrain:\n  epochs: 5\n")
+    cfg = build_config([f"config={path}", "train.batch_size=8"])
+    assert cfg.model.name == "resnet20" and cfg.train.epochs == 5 and cfg.train.batch_size == 8
+
+
+@pytest.mark.parametrize("tokens, message", [
+    (["optim.lrr=1"], "unknown config key 'optim.lrr'; did you mean 'optim.lr'?"),
+    (["trian.epochs=3"], "did you mean 'train'?"),
+    (["epochs=3"], "did you mean 'train.epochs'?"),
+    (["optim.lr=abc"], "config key 'optim.lr' takes a number, got 'abc'"),
+    (["optim.name=adan"], "did you mean 'adam'?; accepted: sgd, adam, adamw"),
+    (["train.epochs=0"], "config key 'train.epochs' must be >= 1, got 0"),
+    (["train.epochs=2.5"], "config key 'train.epochs' takes a whole number, got 2.5"),
+    (["augment.enabled=maybe"], "config key 'augment.enabled' takes true or false"),
+    (["augment.hflip=1.5"], "config key 'augment.hflip' must be <= 1.0"),
+    (["lr"], "overrides are key=value"),
+    (["preset=quik"], "unknown preset 'quik'; did you mean 'quick'?"),
+    (["train.stages=[{epochs: 2, frezze: backbone}]"], "did you mean 'train.stages[0].freeze'?"),
+    (["optim=3"], "config key 'optim' must be a mapping"),
+    (["data.channels=2"], "accepted: none, 1, 3"),
+])
+def test_bad_overrides_name_the_key(tokens, message):
+    with pytest.raises(UserError) as err:
+        build_config(tokens)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_yaml_file_names_file_and_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("train:\n  epochs: [1,\n")
+    with pytest.raises(UserError, match=r"broken.yaml is not valid YAML at line"):
+        build_config([f"config={path}"])
+
+
+def test_missing_config_file():
+    with pytest.raises(UserError, match="not found"):
+        build_config(["config=/nonexistent/x.yaml"])
+
+
+def test_all_keys_covers_every_section():
+    keys = all_keys()
+    assert "optim.lr" in keys and "data.source" in keys and "train.monitor" in keys
+    assert len(keys) == len(set(keys))

@@ -1,0 +1,186 @@
+"""Weight loading, offline: files saved from our own models stand in for downloads."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from resnetlab.errors import UserError
+from resnetlab.models import PRETRAINED, create_model, get_pretrained, load_pretrained, load_weights_file, \
+    with_multiscale
+
+
+def save_hashed(state: dict, folder: Path, stem: str) -> Path:
+    """Save like torchvision's files: '<stem>-<first 8 hex of sha256>.pth'."""
+    raw = folder / f"{stem}.pth"
+    torch.save(state, raw)
+    digest = hashlib.sha256(raw.read_bytes()).hexdigest()
+    return raw.rename(folder / f"{stem}-{digest[:8]}.pth")
+
+
+def assert_same_tensors(model: nn.Module, state: dict, *, skip: tuple[str, ...] = ()) -> None:
+    own = model.state_dict()
+    for key, value in state.items():
+        if not key.startswith(skip):
+            assert torch.equal(own[key], value), key
+
+
+@pytest.fixture(scope="module")
+def source_state() -> dict:
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_classes=1000)
+    for module in model.modules():  # non-default statistics, so loading them is visible
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    return model.state_dict()
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory, source_state) -> Path:
+    folder = tmp_path_factory.mktemp("weights")
+    save_hashed(source_state, folder, "resnet18")
+    return folder
+
+
+def hashed_file(folder: Path) -> Path:
+    return next(folder.glob("resnet18-*.pth"))
+
+
+def test_metadata_of_imagenet_weights():
+    info = get_pretrained("resnet50")
+    assert info.url == "https://download.pytorch.org/models/resnet50-0676ba61.pth"
+    assert (info.num_params, info.resize, info.crop, info.num_classes) == (25_557_032, 256, 224, 1000)
+    assert info.mean == (0.485, 0.456, 0.406) and info.std == (0.229, 0.224, 0.225)
+    assert {arch for arch, _ in PRETRAINED} == {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}
+    for (arch, _), weights in PRETRAINED.items():
+        with torch.device("meta"):
+            assert sum(p.numel() for p in create_model(arch).parameters()) == weights.num_params
+    with pytest.raises(UserError, match="no pretrained weights for model 'resnet20'"):
+        get_pretrained("resnet20")
+
+
+def test_load_weights_file_same_classes_keeps_everything(weights_dir, source_state):
+    model = load_weights_file(create_model("resnet18"), hashed_file(weights_dir))
+    assert_same_tensors(model, source_state)
+
+
+def test_load_pretrained_from_file_url_checks_the_hash(weights_dir, source_state, tmp_path):
+    url = hashed_file(weights_dir).as_uri()
+    model = load_pretrained(create_model("resnet18"), arch="resnet18", url=url, cache_dir=tmp_path, progress=False)
+    assert_same_tensors(model, source_state)
+    assert (tmp_path / hashed_file(weights_dir).name).is_file()  # cached for the next call
+
+
+def test_load_pretrained_rejects_a_wrong_hash(weights_dir, tmp_path):
+    bad = tmp_path / "resnet18-00000000.pth"
+    bad.write_bytes(hashed_file(weights_dir).read_bytes())
+    cache = tmp_path / "cache"
+    with pytest.raises(UserError, match="unusable.*invalid hash value"):
+        load_pretrained(create_model("resnet18"), arch="resnet18", url=bad.as_uri(), cache_dir=cache,
+                        progress=False)
+    assert not (cache / bad.name).exists()
+
+
+def test_load_pretrained_unreachable_url_is_a_user_error(tmp_path):
+    missing = (tmp_path / "nowhere-12345678.pth").as_uri()
+    with pytest.raises(UserError, match="could not download weights for 'resnet18'"):
+        load_pretrained(create_model("resnet18"), arch="resnet18", url=missing, cache_dir=tmp_path / "c",
+                        progress=False)
+
+
+def test_load_pretrained_checks_the_arch_before_downloading(tmp_path):
+    # the URL does not exist: the error must come from the dry run, not the download
+    with pytest.raises(UserError, match="do not fit ResNet.*build the model as 'resnet50'"):
+        load_pretrained(create_model("resnet18"), arch="resnet50", url=(tmp_path / "x.pth").as_uri(),
+                        cache_dir=tmp_path, progress=False)
+
+
+def test_new_class_count_remakes_the_classifier(weights_dir, source_state):
+    torch.manual_seed(1)
+    model = load_weights_file(create_model("resnet18", num_classes=10), hashed_file(weights_dir))
+    assert model.fc.weight.shape == (10, 512)
+    assert_same_tensors(model, source_state, skip=("fc.",))
+
+
+def test_feature_extractor_drops_the_classifier(weights_dir, source_state):
+    model = load_weights_file(create_model("resnet18", num_classes=0), hashed_file(weights_dir))
+    assert isinstance(model.fc, nn.Identity)
+    assert_same_tensors(model, source_state, skip=("fc.",))
+
+
+def test_grayscale_conv1_sums_the_rgb_filters(weights_dir, source_state):
+    model = load_weights_file(create_model("resnet18", in_channels=1, num_classes=3), hashed_file(weights_dir))
+    rgb = source_state["conv1.weight"]
+    assert torch.allclose(model.conv1.weight, rgb.sum(dim=1, keepdim=True))
+    assert_same_tensors(model, source_state, skip=("fc.", "conv1."))
+    # a gray image through the adapted model equals the gray image as RGB through the source
+    source = create_model("resnet18").eval()
+    source.load_state_dict(source_state)
+    gray = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model.eval().forward_features(gray), source.forward_features(gray.expand(-1, 3, -1, -1)),
+                              atol=1e-4)
+
+
+def test_other_channel_counts_repeat_rgb_scaled(weights_dir, source_state):
+    model = load_weights_file(create_model("resnet18", in_channels=4), hashed_file(weights_dir))
+    rgb = source_state["conv1.weight"]
+    expected = torch.cat([rgb, rgb[:, :1]], dim=1) * 3 / 4
+    assert torch.allclose(model.conv1.weight, expected)
+
+
+def test_resnetlab_checkpoint_and_data_parallel_prefix(tmp_path, source_state):
+    checkpoint = tmp_path / "best_model.pth"
+    torch.save({"model": source_state, "epoch": 3, "metrics": {"acc": 0.5}}, checkpoint)
+    assert_same_tensors(load_weights_file(create_model("resnet18"), checkpoint), source_state)
+    parallel = tmp_path / "parallel.pth"
+    torch.save({f"module.{k}": v for k, v in source_state.items()}, parallel)
+    assert_same_tensors(load_weights_file(create_model("resnet18"), parallel), source_state)
+
+
+def test_multiscale_takes_torchvision_weights_into_its_backbone(weights_dir, source_state, tmp_path):
+    model = with_multiscale(create_model("resnet18"), project_dim=16, attention=True)
+    head_before = model.fc.weight.clone()
+    load_weights_file(model, hashed_file(weights_dir))
+    assert_same_tensors(model.backbone, source_state, skip=("fc.",))
+    assert torch.equal(model.fc.weight, head_before)
+    # and its own checkpoints round-trip whole
+    torch.save({"model": model.state_dict()}, tmp_path / "ms.pth")
+    again = load_weights_file(with_multiscale(create_model("resnet18"), project_dim=16, attention=True),
+                              tmp_path / "ms.pth")
+    assert_same_tensors(again, model.state_dict())
+
+
+def test_block_attention_keeps_fresh_se_layers(weights_dir, source_state):
+    model = load_weights_file(create_model("resnet18", block_attention=True), hashed_file(weights_dir))
+    assert_same_tensors(model, source_state)
+    assert model.layer1[0].se is not None
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="weights file '.*nope.pth' does not exist"):
+        load_weights_file(create_model("resnet18"), tmp_path / "nope.pth")
+
+
+def test_not_a_state_dict(tmp_path):
+    path = tmp_path / "list.pth"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(UserError, match="holds no state dict"):
+        load_weights_file(create_model("resnet18"), path)
+    text = tmp_path / "notes.pth"
+    text.write_text("not a checkpoint")
+    with pytest.raises(UserError, match="cannot be read as a PyTorch file"):
+        load_weights_file(create_model("resnet18"), text)
+
+
+def test_arch_mismatch(weights_dir):
+    with pytest.raises(UserError, match=r"do not fit ResNet: .*missing \(e.g. layer1.2.conv1.weight\)"):
+        load_weights_file(create_model("resnet34"), hashed_file(weights_dir))
+
+
+def test_cifar_stem_cannot_take_imagenet_conv1(weights_dir):
+    with pytest.raises(UserError, match="conv1 kernels differ: ImageNet weights need stem='imagenet'"):
+        load_weights_file(create_model("resnet18", stem="cifar"), hashed_file(weights_dir))
