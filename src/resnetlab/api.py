@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -72,7 +72,9 @@ class TrainResult:
 
 def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_size: int) -> nn.Module:
     """The adapter from config to the model factories' keyword arguments."""
-    stem = cfg.stem if cfg.stem != "auto" else ("cifar" if image_size <= 64 else "imagenet")
+    # ImageNet weights were learned with the 7x7 stem, so auto keeps it when they are loaded.
+    small = image_size <= 64 and cfg.pretrained == "none" and not cfg.weights
+    stem = cfg.stem if cfg.stem != "auto" else ("cifar" if small else "imagenet")
     kwargs: dict[str, Any] = {"num_classes": num_outputs, "in_channels": in_channels,
                               "zero_init_residual": cfg.zero_init_residual, "drop_rate": cfg.drop_rate}
     if not cfg.name.startswith("resnet") or cfg.name in ("resnet18", "resnet34", "resnet50", "resnet101",
@@ -104,7 +106,8 @@ def _validate(cfg: Config) -> None:
     """Cross-field checks that no single field can make."""
     for spec in [cfg.model.freeze] + [s.freeze for s in cfg.train.stages]:
         if spec not in ("none", "backbone") and not (spec.startswith("stages:") and spec[7:].isdigit()):
-            raise UserError(f"model.freeze={spec} is not understood; use none, backbone or stages:N (N = 1..4)")
+            raise UserError(f"model.freeze={spec} is not understood; use none, backbone or stages:N "
+                            "(stem plus the first N stages)")
     if cfg.data.task == "regression" and (cfg.augment.mixup or cfg.augment.cutmix):
         pass  # mixing regression targets is linear and well defined
     if cfg.train.loss in ("mse", "l1", "smooth_l1") and cfg.data.task == "classification":
@@ -175,6 +178,15 @@ def _class_weights(split: Split, num_classes: int, device: torch.device) -> torc
     return torch.tensor(weights, dtype=torch.float32, device=device)
 
 
+def _head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters that are new for the task: everything outside a wrapped backbone, else the classifier."""
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, nn.Module):
+        inside = {id(p) for p in backbone.parameters()}
+        return [p for p in model.parameters() if id(p) not in inside]
+    return list(model.get_classifier().parameters())
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     model = getattr(model, "module", model)  # DDP
     return getattr(model, "_orig_mod", model)  # torch.compile
@@ -189,11 +201,14 @@ def _frozen_bn_train_mode(model: nn.Module, frozen_bn: list[nn.Module]) -> None:
 # ============================================================================ train
 
 
-def train(config: Config | None = None, *, overrides: Sequence[str] = ()) -> TrainResult:
+def train(config: Config | None = None, *, overrides: Sequence[str] = (),
+          callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainResult:
     """Train one run and return where it lives and how it did.
 
     ``resnetlab.train(overrides=["preset=quick", "train.epochs=3"])`` is the command line's
-    ``resnetlab train preset=quick train.epochs=3``.
+    ``resnetlab train preset=quick train.epochs=3``. Each of ``callbacks`` receives every
+    epoch's history row (e.g. to report to a hyperparameter search, which may raise to
+    prune the run).
     """
     cfg = config if config is not None and not overrides else build_config(
         overrides, base=to_dict(config) if config is not None else None)
@@ -211,7 +226,7 @@ def train(config: Config | None = None, *, overrides: Sequence[str] = ()) -> Tra
                                 log_every=cfg.train.log_every)
     try:
         return _train(cfg, run_dir=run_dir, resume_from=resume_from, device=device, amp_dtype=amp_dtype,
-                      channels_last=channels_last, dist=dist, progress=progress)
+                      channels_last=channels_last, dist=dist, progress=progress, callbacks=callbacks)
     finally:
         progress.close()
 
@@ -245,7 +260,7 @@ def _run_dir(cfg: Config, dist: DistInfo) -> tuple[Path, Path | None]:
 
 def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torch.device,
            amp_dtype: torch.dtype | None, channels_last: bool, dist: DistInfo,
-           progress: ProgressReporter) -> TrainResult:
+           progress: ProgressReporter, callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainResult:
     wall_start = time.perf_counter()
     bundle = load_data(cfg.data, log=progress.line)
     task = Task(cfg.data.task, bundle.class_names, bundle.target_stats)
@@ -279,7 +294,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
                                       accuracy_weight=cfg.train.accuracy_loss)
     else:
         loss_fn = regression_loss("mse" if cfg.train.loss == "auto" else cfg.train.loss)
-    optimizer = build_optimizer(core, cfg.optim, head=core.get_classifier())
+    optimizer = build_optimizer(core, cfg.optim, head=_head_parameters(core))
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     monitor = Monitor(cfg.train.monitor, mode=cfg.train.monitor_mode, patience=cfg.train.early_stopping)
     history = History()
@@ -353,7 +368,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
         progress.banner(f"resnetlab train → {run_dir}", _banner_rows(cfg, bundle, device, amp_dtype, channels_last,
                                                                      num_params, augment, dist))
 
-    hooks = []
+    hooks = list(callbacks)
     if tb is not None:
         def log_epoch(row: dict[str, Any]) -> None:
             tb.log_scalars({k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"},
@@ -489,12 +504,11 @@ def _write_plots(run_dir: Path, bundle: DataBundle, task: Task, val: Any, histor
         probs = torch.from_numpy(out.outputs).softmax(dim=1).numpy()
         plots.write_classification_plots(detail, history.rows, monitor=monitor.key, plots_dir=plots_dir,
                                          images=np.asarray(bundle.val.images[out.index]), probs=probs,
-                                         targets=out.targets)
+                                         targets=out.targets, best_epoch=monitor.best_epoch)
     else:
-        truth = np.asarray(bundle.val.targets)[out.index]
-        plots.plot_training_curves(history.rows, monitor=monitor.key, path=plots_dir / "curves.png")
-        plots.plot_regression_scatter(detail, truth, path=plots_dir / "scatter.png")
-        plots.plot_residuals(detail, truth, path=plots_dir / "residuals.png")
+        plots.write_regression_plots(history.rows, monitor=monitor.key, plots_dir=plots_dir, pred=detail,
+                                     target=np.asarray(bundle.val.targets)[out.index],
+                                     best_epoch=monitor.best_epoch)
 
 
 # ============================================================================ load a trained model
@@ -605,10 +619,8 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     else:
         from resnetlab.evaluate import plots
 
-        (folder / "plots").mkdir(exist_ok=True)
-        truth = np.asarray(chosen.targets)[out.index]
-        plots.plot_regression_scatter(detail, truth, path=folder / "plots" / "scatter.png")
-        plots.plot_residuals(detail, truth, path=folder / "plots" / "residuals.png")
+        plots.write_regression_plots([], monitor=trained.config.train.monitor, plots_dir=folder / "plots",
+                                     pred=detail, target=np.asarray(chosen.targets)[out.index])
     write_json(folder / "metrics.json", result)
     return EvalResult(split=split, scalars=scalars, out_dir=folder, count=len(out.targets))
 

@@ -11,13 +11,12 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from resnetlab.config.schema import AugmentConfig
-from resnetlab.data.augment import BatchAugment, normalize, shift_hue
+from resnetlab.data.augment import BatchAugment, normalize, shift_hue, warp, warp_theta
 
 # The seed 003 CIFAR recipe, plus every op it leaves off, so one config exercises all code paths.
 EVERYTHING = dict(hflip=0.5, vflip=0.2, crop_padding=4, resized_crop=True, rotation=15, translate=0.1,
                   scale=[0.9, 1.1], brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1, erasing=0.3,
                   mixup=0.2, cutmix=1.0)
-
 
 # 0.5 * 255 is no whole number, so no 8-bit pixel normalizes to exactly 0 (the erasing fill).
 MEAN, STD = 0.5, 0.25
@@ -53,7 +52,8 @@ def to_uint8(unit: torch.Tensor) -> torch.Tensor:
 def test_normalize_matches_the_formula():
     x = images()
     mean, std = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
-    expected = (x.double() / 255 - torch.tensor(mean).double().view(1, 3, 1, 1)) / torch.tensor(std).double().view(1, 3, 1, 1)
+    as_column = lambda values: torch.tensor(values, dtype=torch.float64).view(1, 3, 1, 1)  # noqa: E731
+    expected = (x.double() / 255 - as_column(mean)) / as_column(std)
     out = normalize(x, mean, std)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=0)
@@ -114,13 +114,17 @@ def shifted(image: torch.Tensor, dy: int, dx: int, pad: int) -> torch.Tensor:
     return F.pad(image, (pad, pad, pad, pad))[..., pad + dy:pad + dy + h, pad + dx:pad + dx + w]
 
 
-def test_crop_with_padding_is_a_shifted_copy_per_image():
+@pytest.mark.parametrize("flip", [False, True])
+def test_crop_with_padding_is_a_shifted_copy_per_image(flip):
     pad, n = 3, 32
     rows, cols = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
     # Channels encode the source row and column, all non-zero so the padding stands out.
     pattern = torch.stack([rows + 1, cols + 1, (rows * 16 + cols) % 250 + 1]).to(torch.uint8)
     x = pattern.expand(n, -1, -1, -1)
-    out = to_uint8(augment(unit=True, crop_padding=pad)(x, labels(n))[0])
+    flips = dict(hflip=1.0, vflip=1.0) if flip else {}
+    out = to_uint8(augment(unit=True, crop_padding=pad, **flips)(x, labels(n))[0])
+    if flip:  # crop and flips share one gather per axis; the result is a shift of the mirror
+        pattern = pattern.flip(-1, -2)
     assert out.shape == x.shape
     shifts = set()
     for image in out:
@@ -129,6 +133,8 @@ def test_crop_with_padding_is_a_shifted_copy_per_image():
         assert len(found) == 1
         shifts.add(found[0])
     assert len(shifts) > 8  # different images got different crops
+    for axis in (0, 1):  # shifts reach both sides
+        assert min(shift[axis] for shift in shifts) < 0 < max(shift[axis] for shift in shifts)
 
 
 # ---------------------------------------------------------------------- the affine warp
@@ -150,6 +156,19 @@ def test_resized_crop_keeps_shape_and_stays_inside_the_image(h, w):
     out = augment(unit=True, resized_crop=True)(x, labels(16))[0]
     assert out.shape == (16, 3, h, w)
     torch.testing.assert_close(out, x.float() / 255, atol=1e-5, rtol=0)
+
+
+def test_resized_crop_falls_back_to_the_largest_centred_crop_in_range():
+    # No 2:1 crop of the full area fits a square, so every image gets the centred 16x8 crop
+    # (rows 4-11) stretched to 16x16: columns unchanged, rows sampled at half speed.
+    rows, cols = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    x = torch.stack([rows * 10, cols * 10, rows * 0]).to(torch.uint8).expand(4, -1, -1, -1)
+    out = augment(unit=True, resized_crop=True, resized_crop_scale=[1.0, 1.0],
+                  resized_crop_ratio=[2.0, 2.0])(x, labels(4))[0] * 255
+    torch.testing.assert_close(out[:, 1], x[:, 1].float(), atol=1e-3, rtol=0)
+    source_rows = (torch.arange(16) - 7.5) / 2 + 7.5  # pixel indices sampled
+    expected = (source_rows * 10).view(1, 16, 1).expand(4, 16, 16)
+    torch.testing.assert_close(out[:, 0], expected, atol=1e-3, rtol=0)
 
 
 def test_resized_crop_zooms_differently_per_image():
@@ -191,6 +210,42 @@ def test_rotation_keeps_distances_on_non_square_images():
     assert angles.abs().max() <= 60.5 and angles.std() > 15
 
 
+def test_one_warp_equals_the_crop_then_the_affine():
+    # Bilinear sampling reproduces a linear ramp exactly, so one composed warp and two warps in
+    # a row must agree wherever neither sampled outside the image.
+    n, h, w = 4, 16, 24
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    x = torch.stack([rows / h, cols / w, (rows + cols) / (h + w)]).float().expand(n, -1, -1, -1)
+    crop = dict(crop_size=torch.tensor([[14.0, 9.0], [20.0, 12.0], [10.0, 10.0], [24.0, 16.0]]),
+                crop_centre=torch.tensor([[2.0, -1.0], [-1.5, 0.5], [4.0, 2.5], [0.0, 0.0]]))
+    affine = dict(angle=torch.tensor([0.1, -0.2, 0.25, 0.0]), zoom=torch.tensor([1.1, 0.9, 1.0, 1.2]),
+                  shift=torch.tensor([[1.5, -2.0], [-1.0, 0.5], [2.0, 2.0], [-3.0, 1.0]]))
+    once = warp(x, warp_theta(n, h, w, **crop, **affine))
+    twice = warp(warp(x, warp_theta(n, h, w, **crop)), warp_theta(n, h, w, **affine))
+    centre = (slice(None), slice(None), slice(5, 11), slice(8, 16))
+    assert (twice[centre] > 0).all()
+    torch.testing.assert_close(once[centre], twice[centre], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("shift", [(0.0, 0.0), (3.0, 1.0)])
+def test_warp_theta_rotates_counter_clockwise_then_shifts(shift):
+    # A quarter turn takes the point 4 px right of the centre to 4 px above it (y points down);
+    # the shift then moves it in output pixels, as torchvision's RandomAffine.
+    theta = warp_theta(1, 12, 24, angle=torch.tensor([torch.pi / 2]), shift=torch.tensor([shift]))
+    out = warp(blob(12, 24, 5, 15).float(), theta)[0, 0]
+    expected = torch.tensor([5.5 - 4 + shift[1], 11.5 + shift[0]])
+    torch.testing.assert_close(centroid(out), expected, atol=0.01, rtol=0)
+
+
+def test_uncovered_area_is_black_and_the_rest_unchanged():
+    # With a constant image, border padding plus the outside mask give exactly two values.
+    x = torch.full((16, 3, 16, 16), 200, dtype=torch.uint8)
+    out = augment(unit=True, translate=0.25, rotation=20)(x, labels(16))[0]
+    black = out == 0
+    torch.testing.assert_close(out[~black], torch.full_like(out[~black], 200 / 255), atol=1e-5, rtol=0)
+    assert black.flatten(1).any(1).sum() >= 12 and black.float().mean() < 0.5
+
+
 def test_translation_moves_content_within_range():
     n, h, w = 32, 16, 16
     x = blob(h, w, 7, 7).expand(n, -1, -1, -1)
@@ -212,13 +267,20 @@ def test_brightness_scales_each_image_by_its_own_factor():
     assert factor.min() >= 0.7 - 1e-4 and factor.max() <= 1.3 + 1e-4 and factor.std() > 0.05
 
 
-def test_contrast_keeps_the_grey_mean():
-    x = torch.randint(100, 156, (16, 3, 8, 8), dtype=torch.uint8)  # no clipping at factor 1.3
+def test_contrast_blends_every_channel_towards_the_grey_mean():
+    # Channels with different means (a reddish image), no clipping at factor 1.3.
+    x = torch.randint(100, 156, (16, 3, 8, 8), dtype=torch.uint8)
+    x[:, 0] += 40
+    unit = x.float() / 255
     out = augment(unit=True, contrast=0.3)(x, labels(16))[0]
     luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    grey_mean = lambda t: (t * luma).sum(1).mean((1, 2))  # noqa: E731
-    torch.testing.assert_close(grey_mean(out), grey_mean(x.float() / 255), atol=1e-5, rtol=0)
-    assert not torch.allclose(out, x.float() / 255, atol=1e-3)
+    grey_mean = (unit * luma).sum(1, keepdim=True).mean((2, 3), keepdim=True)
+    # out = f * x + (1 - f) * grey mean, with one factor f per image for all channels.
+    factor = ((out - grey_mean) / (unit - grey_mean)).flatten(1)
+    far = (unit - grey_mean).abs().flatten(1) > 0.05
+    for f, keep in zip(factor, far):
+        assert f[keep].max() - f[keep].min() < 1e-3
+    assert factor.median(1).values.std() > 0.05
 
 
 def test_saturation_and_hue_leave_grey_images_alone():
@@ -273,6 +335,15 @@ def test_erasing_zeroes_exactly_one_rectangle_per_image():
         areas.add(mask.sum().item() / mask.numel())
     # 2%-33% of the area before rounding the sides to whole pixels.
     assert min(areas) >= 0.01 and max(areas) <= 0.4 and len(areas) > 5
+
+
+def test_erased_rectangles_are_smaller_than_the_image():
+    # As torchvision: box sides below the image sides; on 6x6 many drawn boxes are near that limit.
+    x = images(64, h=6, w=6)
+    erased = (augment(erasing=1.0)(x, labels(64))[0] != norm(x)).any(dim=1)
+    assert erased.flatten(1).any(1).sum() > 48
+    assert erased.sum(1).max() < 6 and erased.sum(2).max() < 6
+    assert erased.sum(1).max() == 5 or erased.sum(2).max() == 5
 
 
 def test_erasing_probability_is_per_image():

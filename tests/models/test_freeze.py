@@ -59,7 +59,9 @@ def test_cifar_resnet_has_three_stages():
 def test_frozen_bn_statistics_survive_train_mode_forwards():
     torch.manual_seed(0)
     model = create_model("resnet18", num_classes=3, stem="cifar")
-    freeze(model, "stages:2", freeze_bn_stats=True)
+    held = freeze(model, "stages:2", freeze_bn_stats=True)
+    assert len(held) == 1 + 2 * 2 * 2 + 1  # stem bn1; two blocks of two BNs per stage; layer2's downsample BN
+    assert freeze(create_model("resnet18"), "stages:2") == []
     before = {k: v.clone() for k, v in model.state_dict().items() if "running_mean" in k}
     model.train()
     model(torch.randn(2, 3, 16, 16) * 3 + 1)

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from resnetlab.errors import UserError
-from resnetlab.models import PRETRAINED, create_model, get_pretrained, load_pretrained, load_weights_file, \
-    with_multiscale
+from resnetlab.models import (PRETRAINED, create_model, get_pretrained, load_pretrained, load_weights_file,
+                              with_multiscale)
 
 
 def save_hashed(state: dict, folder: Path, stem: str) -> Path:
@@ -100,8 +100,11 @@ def test_load_pretrained_checks_the_arch_before_downloading(tmp_path):
 
 def test_new_class_count_remakes_the_classifier(weights_dir, source_state):
     torch.manual_seed(1)
-    model = load_weights_file(create_model("resnet18", num_classes=10), hashed_file(weights_dir))
+    model = create_model("resnet18", num_classes=10)
+    built = {k: v.clone() for k, v in model.fc.state_dict().items()}
+    load_weights_file(model, hashed_file(weights_dir))
     assert model.fc.weight.shape == (10, 512)
+    assert all(torch.equal(model.fc.state_dict()[k], v) for k, v in built.items())  # the fresh one stays
     assert_same_tensors(model, source_state, skip=("fc.",))
 
 

@@ -30,7 +30,7 @@ class ModelConfig:
     weights: str | None = opt(None, "start from a local torchvision-format or resnetlab checkpoint")
     freeze: str = opt("none", "none, backbone (train the head only) or stages:N (stem + first N stages)")
     freeze_bn_stats: bool = opt(False, "keep frozen layers' BatchNorm statistics fixed too")
-    zero_init_residual: bool = opt(True, "zero the last BN of each residual branch (arXiv:1706.02677)")
+    zero_init_residual: bool = opt(False, "zero the last BN of each residual branch (arXiv:1706.02677; for long runs)")
     drop_rate: float = opt(0.0, "dropout before the classifier", min=0.0, max=1.0)
     multiscale: bool = opt(False, "fuse pooled features of every stage before the head")
     multiscale_dim: int | None = opt(None, "project each stage's features to this size before fusion", min=1)

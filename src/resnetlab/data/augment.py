@@ -1,11 +1,11 @@
 """Training augmentation of whole batches on the device, with randomness drawn per image.
 
 Images arrive as a uint8 batch already on the device (the dataset lives there, as in
-airbench). Every random parameter is drawn for the whole batch at once from one seeded
-``torch.Generator`` and applied through masks, gathers or a single ``grid_sample``, so no
-Python code runs per image. Order within a batch:
+airbench). Every per-image parameter is drawn for the whole batch at once from one seeded
+``torch.Generator`` on that device and applied through masks, gathers or a single
+``grid_sample``, so no Python code runs per image. Order within a batch:
 
-1. integer crop after zero padding, then flips: exact pixel copies, done on uint8;
+1. integer crop after zero padding, and flips: one gather per axis on uint8, exact copies;
 2. one affine warp per image for resized crop + rotation + translation + zoom (one resample);
 3. colour jitter on [0, 1] floats: brightness, contrast, saturation, hue, in that fixed order
    (torchvision shuffles the order per call; a fixed order keeps the batch one pass per op);
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from resnetlab.config.schema import AugmentConfig
-from resnetlab.data.mix import cutmix, mixup, soft_targets
+from resnetlab.data.mix import box_mask, cutmix, mixup, soft_targets
 
 # Attempts per image before falling back, as torchvision's RandomResizedCrop/RandomErasing.
 _TRIES = 10
@@ -40,7 +40,7 @@ _LUMA = (0.299, 0.587, 0.114)
 
 def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """uint8 images (N, C, H, W) as float32 ``(x / 255 - mean) / std``: the evaluation path."""
-    _check_uint8(images)
+    _check_uint8(images, channels=len(mean))
     mean_t, std_t = _channel_stats(mean, std, device=images.device)
     return _standardize(_to_unit(images), mean_t, std_t)
 
@@ -93,17 +93,14 @@ class BatchAugment:
 
     def __call__(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Augmented, normalized float32 images and the targets (soft when a batch was mixed)."""
-        _check_uint8(images)
-        if images.device != self.device:
-            raise ValueError(f"images are on {images.device} but the augmentation draws on {self.device}")
+        _check_uint8(images, channels=self._mean.shape[1])
+        here, there = images.device, self.device
+        if here.type != there.type or (there.index is not None and here.index != there.index):
+            raise ValueError(f"images are on {here} but the augmentation draws on {there}")
         ops = self._ops
         x = images
-        if "crop" in ops:
-            x = self._crop(x)
-        if "hflip" in ops:
-            x = self._flip(x, self.cfg.hflip, dim=-1)
-        if "vflip" in ops:
-            x = self._flip(x, self.cfg.vflip, dim=-2)
+        if "crop" in ops or "hflip" in ops or "vflip" in ops:
+            x = self._crop_and_flip(x)
         x = _to_unit(x)
         if "affine" in ops:
             x = self._affine(x)
@@ -118,58 +115,48 @@ class BatchAugment:
 
     # ------------------------------------------------------------------ ops
 
-    def _crop(self, x: Tensor) -> Tensor:
-        """Random crop of the zero-padded image: an integer shift, gathered rows then columns."""
-        pad = self.cfg.crop_padding
-        n, c, h, w = x.shape
-        top = self._randint(n, 2 * pad + 1)
-        left = self._randint(n, 2 * pad + 1)
-        padded = F.pad(x, (pad, pad, pad, pad))
-        rows = (torch.arange(h, device=x.device) + top[:, None]).view(n, 1, h, 1)
-        x = padded.gather(2, rows.expand(n, c, h, w + 2 * pad))
-        cols = (torch.arange(w, device=x.device) + left[:, None]).view(n, 1, 1, w)
-        return x.gather(3, cols.expand(n, c, h, w))
+    def _crop_and_flip(self, x: Tensor) -> Tensor:
+        """Crop after zero padding and flips as one gather per axis, on uint8.
 
-    def _flip(self, x: Tensor, p: float, *, dim: int) -> Tensor:
-        flip = self._rand(len(x)) < p
-        return torch.where(flip.view(-1, 1, 1, 1), x.flip(dim), x)
+        Output row i reads padded row ``top + i``, or ``top + H - 1 - i`` in a flipped image
+        (columns alike): exact pixel copies, and cheaper than ``torch.where`` over the batch,
+        which is slow on CPU.
+        """
+        cfg, ops = self.cfg, self._ops
+        n = len(x)
+        pad = cfg.crop_padding if "crop" in ops else 0
+        if pad:
+            x = F.pad(x, (pad, pad, pad, pad))
+        for dim, flip_p in ((2, cfg.vflip if "vflip" in ops else 0.0), (3, cfg.hflip if "hflip" in ops else 0.0)):
+            if not pad and not flip_p:
+                continue
+            size = x.shape[dim] - 2 * pad
+            index = torch.arange(size, device=x.device).expand(n, size)
+            if flip_p:
+                flip = (self._rand(n) < flip_p).unsqueeze(1)
+                index = torch.where(flip, index.flip(1), index)  # (N, size): small
+            if pad:
+                index = index + self._randint(n, 2 * pad + 1).unsqueeze(1)
+            view, out = [n, 1, 1, 1], list(x.shape)
+            view[dim] = out[dim] = size
+            x = x.gather(dim, index.reshape(view).expand(out))
+        return x
 
     def _affine(self, x: Tensor) -> Tensor:
-        """Resized crop, rotation, translation and zoom as one inverse map per image.
-
-        The map takes an output pixel to the source point it samples, in pixel units centred
-        on the image (so rotation stays a rotation on non-square images), then is rescaled to
-        ``grid_sample``'s [-1, 1] coordinates.
-        """
+        """Resized crop, rotation, translation and zoom as one warp: a single resample per image."""
         cfg = self.cfg
         n, _, h, w = x.shape
-        matrix = torch.eye(2, device=x.device).repeat(n, 1, 1)
-        offset = torch.zeros(n, 2, device=x.device)
+        affine, crop = {}, {}
         if cfg.rotation > 0 or cfg.translate > 0 or tuple(cfg.scale) != (1.0, 1.0):
-            # Forward map of the content: p_out = zoom * R @ p_in + shift, R counter-clockwise on
-            # screen (y points down) for positive angles, as in torchvision. Inverted here.
-            angle = torch.deg2rad(self._uniform(n, -cfg.rotation, cfg.rotation))
-            zoom = self._uniform(n, *cfg.scale)
-            shift = self._uniform(n, -cfg.translate, cfg.translate, 2) * torch.tensor(
-                [w, h], dtype=torch.float32, device=x.device)
-            cos, sin = angle.cos() / zoom, angle.sin() / zoom
-            matrix = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
-            offset = -(matrix @ shift.unsqueeze(-1)).squeeze(-1)
+            affine = {
+                "angle": torch.deg2rad(self._uniform(n, -cfg.rotation, cfg.rotation)),
+                "zoom": self._uniform(n, *cfg.scale),
+                "shift": self._uniform(n, -cfg.translate, cfg.translate, 2)
+                * torch.tensor([w, h], dtype=torch.float32, device=x.device),
+            }
         if cfg.resized_crop:
-            size, centre = self._resized_crop_boxes(n, h, w)
-            fraction = size / torch.tensor([w, h], dtype=torch.float32, device=x.device)
-            matrix = fraction.unsqueeze(-1) * matrix
-            offset = fraction * offset + centre
-
-        half = torch.tensor([w / 2, h / 2], dtype=torch.float32, device=x.device)
-        theta = torch.cat([matrix * half / half.unsqueeze(-1), (offset / half).unsqueeze(-1)], dim=2)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        # Border padding keeps the outermost pixels from fading towards zero when a sample falls
-        # between the last pixel centre and the image edge; points outside the image are then
-        # set to black, torchvision's fill=0 for rotations and translations.
-        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        outside = (grid.abs() > 1).any(dim=-1)
-        return out.masked_fill_(outside.unsqueeze(1), 0.0)
+            crop = dict(zip(("crop_size", "crop_centre"), self._resized_crop_boxes(n, h, w)))
+        return warp(x, warp_theta(n, h, w, device=x.device, **affine, **crop))
 
     def _resized_crop_boxes(self, n: int, h: int, w: int) -> tuple[Tensor, Tensor]:
         """Crop sizes (N, 2) and centres (N, 2) as (x, y) in centred pixel units.
@@ -224,13 +211,7 @@ class BatchAugment:
         chosen = (self._rand(n) < self.cfg.erasing) & fits.any(dim=1)
         top = (self._rand(n) * (h - box_h + 1)).floor()
         left = (self._rand(n) * (w - box_w + 1)).floor()
-
-        rows = torch.arange(h, device=x.device).view(1, h, 1)
-        cols = torch.arange(w, device=x.device).view(1, 1, w)
-        top, left = top.view(n, 1, 1), left.view(n, 1, 1)
-        inside = ((rows >= top) & (rows < top + box_h.view(n, 1, 1))
-                  & (cols >= left) & (cols < left + box_w.view(n, 1, 1)) & chosen.view(n, 1, 1))
-        return x.masked_fill_(inside.unsqueeze(1), 0.0)
+        return x.mul_(1 - box_mask(top, top + box_h, left, left + box_w, h, w, where=chosen))
 
     def _mix(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         cfg = self.cfg
@@ -258,24 +239,69 @@ class BatchAugment:
         return self._uniform(n, max(0.0, 1.0 - strength), 1.0 + strength).view(n, 1, 1, 1)
 
 
+def warp_theta(n: int, h: int, w: int, *, device: torch.device | str = "cpu",
+               angle: Tensor | None = None, zoom: Tensor | None = None, shift: Tensor | None = None,
+               crop_size: Tensor | None = None, crop_centre: Tensor | None = None) -> Tensor:
+    """``grid_sample`` maps (N, 2, 3) for: a crop resized to the whole image, then a rotation
+    by ``angle`` radians (counter-clockwise on screen, as torchvision), a ``zoom`` about the
+    centre and a ``shift``. Sizes, centres and shifts are (N, 2) as (x, y) in pixels, centres
+    relative to the image centre; unset parts are the identity.
+
+    The map takes each output pixel to the source point it samples, built in pixel units (so a
+    rotation stays a rotation on non-square images) and then rescaled to [-1, 1] coordinates.
+    """
+    matrix = torch.eye(2, device=device).repeat(n, 1, 1)
+    offset = torch.zeros(n, 2, device=device)
+    if angle is not None or zoom is not None or shift is not None:
+        # Content moves as p_out = zoom * R @ p_in + shift; its inverse samples the source.
+        angle = torch.zeros(n, device=device) if angle is None else angle
+        zoom = torch.ones(n, device=device) if zoom is None else zoom
+        cos, sin = angle.cos() / zoom, angle.sin() / zoom
+        matrix = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+        if shift is not None:
+            offset = -(matrix @ shift.unsqueeze(-1)).squeeze(-1)
+    if crop_size is not None:
+        # The crop is applied to the image first, so its map comes last on the way back.
+        fraction = crop_size / torch.tensor([w, h], dtype=torch.float32, device=device)
+        matrix = fraction.unsqueeze(-1) * matrix
+        offset = fraction * offset + (0 if crop_centre is None else crop_centre)
+    half = torch.tensor([w / 2, h / 2], dtype=torch.float32, device=device)
+    return torch.cat([matrix * half / half.unsqueeze(-1), (offset / half).unsqueeze(-1)], dim=2)
+
+
+def warp(x: Tensor, theta: Tensor) -> Tensor:
+    """Bilinear resample of float images by ``warp_theta`` maps; black outside the source."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # Border padding keeps the outermost pixels from fading towards zero when a sample falls
+    # between the last pixel centre and the image edge; points outside the image are then set
+    # to black, torchvision's fill=0 for rotations and translations.
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    inside = (grid.abs() <= 1).all(dim=-1, keepdim=True).permute(0, 3, 1, 2)
+    return out.mul_(inside)  # multiplying by the mask is much faster than masked_fill_ on CPU
+
+
 def shift_hue(x: Tensor, shift: Tensor) -> Tensor:
     """Rotate the HSV hue of RGB images in [0, 1] (N, 3, H, W) by ``shift`` turns (N,).
 
     Value (the largest channel) and chroma (largest minus smallest) are kept, so only the hue
-    is computed: in sextants [0, 6), from whichever channel is largest.
+    is computed, in sextants [0, 6) from whichever channel is largest. Channel k then sits
+    below the value by chroma times clamp(d - 1, 0, 1), d being the hue's distance around
+    the circle from the channel's own hue (red 0, green 2, blue 4). Masks are blended with
+    ``lerp`` because ``torch.where`` and ``remainder`` are several times slower on CPU.
     """
     value = x.amax(dim=1, keepdim=True)
     chroma = value - x.amin(dim=1, keepdim=True)
-    safe = torch.where(chroma > 0, chroma, 1.0)  # grey pixels: numerators are 0, hue irrelevant
-    r, g, b = x.unbind(dim=1)
-    r, g, b = r.unsqueeze(1), g.unsqueeze(1), b.unsqueeze(1)
-    hue = torch.where(value == r, ((g - b) / safe).remainder(6),
-                      torch.where(value == g, (b - r) / safe + 2, (r - g) / safe + 4))
-    hue = hue + 6 * shift.view(-1, 1, 1, 1)
-    # Back to RGB: channel k in (5, 3, 1) for (R, G, B) is value - chroma * clamp(min(m, 4 - m), 0, 1)
-    # with m = (k + hue) mod 6, the closed form of the HSV hexcone.
-    m = (torch.tensor([5.0, 3.0, 1.0], device=x.device).view(1, 3, 1, 1) + hue).remainder(6)
-    return value - chroma * torch.minimum(m, 4 - m).clamp_(0, 1)
+    inverse = chroma.clamp_min(1e-12).reciprocal_()  # grey pixels: numerators are 0
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    hue = torch.lerp((r - g).mul_(inverse).add_(4), (b - r).mul_(inverse).add_(2), (value == g).to(x.dtype))
+    hue = torch.lerp(hue, (g - b).mul_(inverse), (value == r).to(x.dtype))
+    hue.add_(6 * shift.view(-1, 1, 1, 1))
+    hue.sub_(hue.div(6).floor_().mul_(6))  # into [0, 6)
+    # |hue - centre| is in [0, 6); the distance around the circle is 3 - | |hue - centre| - 3 |,
+    # so clamp(distance - 1, 0, 1) = clamp(2 - | |hue - centre| - 3 |, 0, 1). In place: no copies.
+    out = (hue - torch.tensor([0.0, 2.0, 4.0], device=x.device).view(1, 3, 1, 1)).abs_()
+    out.sub_(3).abs_().neg_().add_(2).clamp_(0, 1)
+    return out.mul_(chroma).neg_().add_(value)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -312,12 +338,15 @@ def _check_config(cfg: AugmentConfig) -> None:
         if len(pair) != 2 or not 0 < pair[0] <= pair[1]:
             raise ValueError(f"augment.{name} must be [low, high] with 0 < low <= high, got {list(pair)}")
     if cfg.resized_crop_scale[1] > 1:
-        raise ValueError(f"augment.resized_crop_scale is a share of the area, at most 1; got {cfg.resized_crop_scale}")
+        raise ValueError(f"augment.resized_crop_scale is a share of the area, at most 1; "
+                         f"got {cfg.resized_crop_scale}")
 
 
-def _check_uint8(images: Tensor) -> None:
+def _check_uint8(images: Tensor, *, channels: int) -> None:
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise TypeError(f"expected uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    if images.shape[1] != channels:
+        raise ValueError(f"images have {images.shape[1]} channels but mean/std give {channels}")
 
 
 def _channel_stats(mean: Sequence[float], std: Sequence[float], *,
@@ -338,8 +367,6 @@ def _to_unit(images: Tensor) -> Tensor:
 
 
 def _standardize(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    if x.shape[1] != mean.shape[1]:
-        raise ValueError(f"images have {x.shape[1]} channels but mean/std give {mean.shape[1]}")
     return x.sub_(mean).div_(std)
 
 

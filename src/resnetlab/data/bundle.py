@@ -97,8 +97,9 @@ class Catalog:
     """What a source lists before anything is decoded.
 
     Exactly one of `paths` (files to decode) and `read_pixels` (a built-in's native uint8
-    (N, C, H, W) array, read only on a cache miss; `rows` locate each entry in it) is set. `identity` says what the pixels are
-    (file sizes and mtimes, or a built-in's files); the image cache key is built from it.
+    (N, C, H, W) array, read only on a cache miss; `rows` locate each entry in it) is set.
+    `identity` names a built-in's data (its files); for file sources the image cache key comes
+    from the files' sizes and mtimes instead.
     """
 
     kind: str

@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -84,11 +85,20 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+def temp_name(folder: Path, stem: str, suffix: str = "") -> Path:
+    """A fresh name beside the final file, so the rename is atomic (same filesystem).
+
+    Files are then created with open(), not mkstemp, so they get the umask's permissions and a
+    cache or data folder shared by a team stays readable by all of it.
+    """
+    return folder / f"{stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{suffix}"
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    tmp = temp_name(path.parent, path.stem)
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "x") as f:
             json.dump(data, f)
         os.replace(tmp, path)
     except BaseException:
@@ -108,9 +118,18 @@ def _order_tag(ids: Sequence[str]) -> str:
 
 
 def _tmp_npy(folder: Path, stem: str) -> str:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=stem, suffix=".tmp.npy")
-    os.close(fd)
-    return tmp
+    return str(temp_name(folder, stem, ".npy"))
+
+
+def _remove_stale(folder: Path, *, age: float = 86400.0) -> None:
+    """Delete temporaries over a day old: what a killed run (SIGKILL, OOM) left behind."""
+    cutoff = time.time() - age
+    for path in folder.glob("*.tmp*"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            pass
 
 
 def _gather_to_file(src: np.ndarray, index: np.ndarray, folder: Path, stem: str) -> str:
@@ -163,9 +182,12 @@ class _Store:
             return CachedImages(images[index], bad, hit=True)
         # Memory-mapped splits must be contiguous slices: store the array in the new order.
         log(f"image cache: reordering {len(index):,} cached images for the new split")
-        tmp = _gather_to_file(images, index, self.folder, self.stem)
-        del images
-        self._commit(tmp, wanted, meta["bad"], old=file)
+        try:
+            tmp = _gather_to_file(images, index, self.folder, self.stem)
+            self._commit(tmp, wanted, meta["bad"], old=file)
+        except OSError as exc:
+            log(f"warning: could not reorder the image cache ({exc.strerror or exc}); using a copy in memory")
+            return CachedImages(images[index], bad, hit=True)
         return CachedImages(np.load(self.folder / self._npy_name(wanted), mmap_mode="r"), bad, hit=True)
 
     def _npy_name(self, ids: Sequence[str]) -> str:
@@ -237,6 +259,7 @@ def cached_images(*, key: str, ids: Sequence[str], shape: tuple[int, int, int], 
             if not os.access(folder, os.W_OK):
                 raise PermissionError(13, "permission denied")
             store = _Store(folder, key, shape)
+            _remove_stale(folder)
         except OSError as exc:
             if mode == "disk" or mmap:
                 raise UserError(f"data.cache_dir: cannot write the image cache in {folder} "
@@ -249,7 +272,12 @@ def cached_images(*, key: str, ids: Sequence[str], shape: tuple[int, int, int], 
         if hit is not None:
             return hit
     if store is not None and mmap:
-        images, bad = store.build_on_disk(ids, produce)
+        try:
+            images, bad = store.build_on_disk(ids, produce)
+        except OSError as exc:  # typically a full disk: say where, and what to change
+            raise UserError(f"data.cache_dir: writing the image cache in {store.folder} failed "
+                            f"({exc.strerror or exc}); free space there, set data.cache_dir elsewhere "
+                            f"or data.cache=memory") from None
         return CachedImages(images, bad, hit=False)
     out = np.empty((n, *shape), dtype=np.uint8)
     bad = produce(out)

@@ -98,6 +98,14 @@ def _sniff(path: str | os.PathLike) -> bool:
     return head.startswith(_MAGIC)
 
 
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1: upright); damaged EXIF must not cost a good picture."""
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:
+        return 1
+
+
 def decode_image(path: str | os.PathLike, *, image_size: int, channels: int) -> np.ndarray | BadFile:
     """uint8 (channels, image_size, image_size), or a `BadFile` saying why the file is unusable."""
     name = str(path)
@@ -112,7 +120,7 @@ def decode_image(path: str | os.PathLike, *, image_size: int, channels: int) -> 
         with Image.open(path) as img:
             img.draft("L" if channels == 1 else "RGB", (image_size, image_size))
             img.load()
-            if img.getexif().get(0x0112, 1) != 1:  # 0x0112: EXIF orientation; 1 is upright
+            if _orientation(img) != 1:
                 img = ImageOps.exif_transpose(img)
             img = fit_square(_to_mode(img, channels), image_size)
             pixels = np.asarray(img, dtype=np.uint8)
@@ -120,8 +128,8 @@ def decode_image(path: str | os.PathLike, *, image_size: int, channels: int) -> 
         return BadFile(name, "unreadable: permission denied")
     except FileNotFoundError:
         return BadFile(name, "missing file")
-    except Image.DecompressionBombError:
-        return BadFile(name, f"too large: over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels")
+    except Image.DecompressionBombError as exc:
+        return BadFile(name, f"too large for Pillow's decompression-bomb guard ({' '.join(str(exc).split())})")
     except UnidentifiedImageError:
         return BadFile(name, "corrupt image (unreadable header)" if _sniff(path) else "not an image")
     except MemoryError:

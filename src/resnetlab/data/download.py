@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -77,10 +78,11 @@ def download_file(remote: Remote, folder: Path, *, log: Callable[[str], None] = 
     folder.mkdir(parents=True, exist_ok=True)
     dest = folder / remote.filename
     hint = f"put the files in {folder} or set data.dir"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{remote.filename}.", suffix=".part")
+    # Named here and opened with "xb" (not mkstemp) so the file gets the umask's permissions.
+    tmp = folder / f".{remote.filename}.{os.getpid()}-{secrets.token_hex(4)}.part"
     md5, sha = hashlib.md5(), hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "xb") as out:
             try:
                 request = urllib.request.Request(remote.url, headers={"User-Agent": "resnetlab"})
                 with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -55,10 +55,24 @@ def cutmix(images: Tensor, targets: Tensor, *, lam: float,
     bottom, right = (top + box_h).clamp(0, h), (left + box_w).clamp(0, w)
     top, left = top.clamp(0, h), left.clamp(0, w)
 
-    rows = torch.arange(h, device=images.device).view(1, h, 1)
-    cols = torch.arange(w, device=images.device).view(1, 1, w)
-    inside = ((rows >= top.view(n, 1, 1)) & (rows < bottom.view(n, 1, 1))
-              & (cols >= left.view(n, 1, 1)) & (cols < right.view(n, 1, 1)))
-    mixed = torch.where(inside.unsqueeze(1), images.roll(1, 0), images)
+    # lerp with a 0/1 weight returns either end exactly, and is faster than torch.where on CPU.
+    mixed = torch.lerp(images, images.roll(1, 0), box_mask(top, bottom, left, right, h, w))
     kept = 1.0 - ((bottom - top) * (right - left)).to(torch.float32) / (h * w)
     return mixed, mix_targets(targets, kept)
+
+
+def box_mask(top: Tensor, bottom: Tensor, left: Tensor, right: Tensor, h: int, w: int, *,
+             where: Tensor | None = None) -> Tensor:
+    """Float mask (N, 1, H, W), 1 inside each image's box [top, bottom) x [left, right).
+
+    Built as an outer product of a row and a column indicator; multiplying by it is much
+    faster than ``masked_fill_`` or ``torch.where`` on CPU. ``where`` (N,) bool keeps only
+    the boxes of chosen images.
+    """
+    rows = torch.arange(h, device=top.device).view(1, h)
+    cols = torch.arange(w, device=top.device).view(1, w)
+    in_rows = (rows >= top.view(-1, 1)) & (rows < bottom.view(-1, 1))
+    if where is not None:
+        in_rows &= where.view(-1, 1)
+    in_cols = (cols >= left.view(-1, 1)) & (cols < right.view(-1, 1))
+    return (in_rows.to(torch.float32).unsqueeze(2) * in_cols.to(torch.float32).unsqueeze(1)).unsqueeze(1)

@@ -59,6 +59,7 @@ PLOT_CAPTIONS = {
     "confused_pairs.png": "Most confused pairs",
     "misclassified.png": "Most confident mistakes",
     "regression_scatter.png": "Predictions vs targets",
+    "scatter.png": "Predictions vs targets",
     "residuals.png": "Residuals",
 }
 

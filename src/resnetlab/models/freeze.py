@@ -50,19 +50,25 @@ _FROZEN_CLASS: dict[type[nn.Module], type[nn.Module]] = {
 _PLAIN_CLASS = {frozen: plain for plain, frozen in _FROZEN_CLASS.items()}
 
 
-def freeze(model: nn.Module, spec: str, *, freeze_bn_stats: bool = False) -> None:
-    """Freeze the part of ``model`` named by ``spec``; anything frozen before is released first."""
+def freeze(model: nn.Module, spec: str, *, freeze_bn_stats: bool = False) -> list[nn.Module]:
+    """Freeze the part of ``model`` named by ``spec``; anything frozen before is released first.
+
+    Returns the BatchNorm layers whose statistics are now fixed (empty unless ``freeze_bn_stats``).
+    """
     unfreeze(model)
     frozen = _frozen_modules(model, spec)
     for module in frozen:
         for param in module.parameters():
             param.requires_grad_(False)
+    held: list[nn.Module] = []
     if freeze_bn_stats:
         for module in frozen:
             for layer in module.modules():
                 if type(layer) in _FROZEN_CLASS:
                     layer.__class__ = _FROZEN_CLASS[type(layer)]
                     layer.train(False)
+                    held.append(layer)
+    return held
 
 
 def unfreeze(model: nn.Module) -> None:

@@ -4,12 +4,14 @@ The ImageNet weights are torchvision's IMAGENET1K_V1 files. Their file names end
 first hex digits of the file's sha256, which ``torch.hub`` verifies after download.
 
 Loading adapts a checkpoint to the model it goes into:
-- classifier: kept when its shape matches, otherwise left out and re-initialised (a new
-  class count), or dropped when the model has none (``num_classes=0``, multi-scale);
+- classifier: kept when its shape matches; otherwise the checkpoint's is dropped and the
+  model keeps the fresh classifier it was built with (a new class count, or none for
+  ``num_classes=0`` and the backbone of a multi-scale model);
 - first convolution: for ``in_channels=1`` the RGB filters are summed, which gives a
   grayscale image (R = G = B) exactly the response the RGB model gave; for other counts
-  input channel i takes RGB filter i mod 3, scaled by 3/in_channels so that the response
-  to an input whose channels all carry the same signal keeps its magnitude;
+  input channel i takes RGB filter i mod 3, scaled by 3/in_channels so that an input
+  whose channels all carry the same signal gets about the RGB model's response (exactly
+  when in_channels is a multiple of 3);
 - squeeze-and-excitation layers the checkpoint lacks (``block_attention=True`` on
   ImageNet weights) keep their fresh initialisation;
 - everything else must match exactly (strict loading), else a ``UserError`` names it.
@@ -102,7 +104,7 @@ def load_pretrained(model: nn.Module, *, arch: str, source: str = "imagenet", ur
             progress=progress, check_hash=True, weights_only=True)
     except OSError as err:  # URLError is an OSError
         raise UserError(f"could not download weights for '{arch}' from {url} ({_first_line(err)}); "
-                        "check the connection, or load a local copy with load_weights_file") from err
+                        "check the connection, or download the file elsewhere and load it as model weights") from err
     except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
         raise UserError(f"weights for '{arch}' from {url} are unusable ({_first_line(err)}); "
                         "if a cached copy is corrupt, delete it from torch.hub's checkpoints folder") from err
@@ -140,15 +142,13 @@ def _as_state_dict(obj: object, *, where: str) -> dict[str, Tensor]:
 
 
 def _load(model: nn.Module, state: dict[str, Tensor], *, where: str, arch: str | None) -> None:
-    target, state, remake_classifier = _fit(model, state, where=where, arch=arch)
+    target, state = _fit(model, state, where=where, arch=arch)
     target.load_state_dict(state, strict=True)
-    if remake_classifier:
-        target.reset_classifier(target.num_classes)
 
 
 def _fit(model: nn.Module, state: dict[str, Tensor], *, where: str,
-         arch: str | None) -> tuple[nn.Module, dict[str, Tensor], bool]:
-    """The module to load into, ``state`` adapted to it, and whether its classifier must be re-made.
+         arch: str | None) -> tuple[nn.Module, dict[str, Tensor]]:
+    """The module to load into and ``state`` adapted to it.
 
     Reads the model but never changes it; raises ``UserError`` if the weights do not fit.
     """
@@ -157,27 +157,24 @@ def _fit(model: nn.Module, state: dict[str, Tensor], *, where: str,
     if hasattr(model, "backbone") and not any(key.startswith("backbone.") for key in state):
         target = model.backbone
     own = target.state_dict()
-    state, remake_classifier = _fit_classifier(target, state, own)
+    state = _fit_classifier(target, state, own)
     state = _fit_first_conv(target, state, own)
     for key in _attention_keys(target, own):
         state.setdefault(key, own[key])
     _check_fits(state, own, target=target, where=where, arch=arch)
-    return target, state, remake_classifier
+    return target, state
 
 
-def _fit_classifier(target: nn.Module, state: dict[str, Tensor],
-                    own: dict[str, Tensor]) -> tuple[dict[str, Tensor], bool]:
-    """Keep the checkpoint's classifier if it has the model's shape, else stand in the model's own."""
+def _fit_classifier(target: nn.Module, state: dict[str, Tensor], own: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Keep the checkpoint's classifier if it has the model's shape, else keep the model's own."""
     if not hasattr(target, "get_classifier"):
-        return state, False
+        return state
     prefix = _module_name(target, target.get_classifier()) + "."
     theirs = {k: v for k, v in state.items() if k.startswith(prefix)}
     mine = {k: v for k, v in own.items() if k.startswith(prefix)}
     if theirs.keys() == mine.keys() and all(v.shape == mine[k].shape for k, v in theirs.items()):
-        return state, False
-    state = {k: v for k, v in state.items() if not k.startswith(prefix)}
-    state.update(mine)
-    return state, bool(mine)
+        return state
+    return {**{k: v for k, v in state.items() if not k.startswith(prefix)}, **mine}
 
 
 def _fit_first_conv(target: nn.Module, state: dict[str, Tensor], own: dict[str, Tensor]) -> dict[str, Tensor]:

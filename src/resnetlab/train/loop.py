@@ -48,6 +48,10 @@ class LoopState:
     schedule: dict = field(default_factory=dict)
 
 
+# What the per-epoch line shows; every metric still goes to the history and TensorBoard.
+_HEADLINE = ("loss", "accuracy", "top5", "mpca", "srcc", "plcc")
+
+
 class Diverged(UserError):
     """The loss became NaN or infinite."""
 
@@ -179,7 +183,8 @@ def fit(parts: TrainParts, state: LoopState | None = None) -> LoopState:
         p.save("last", _snapshot(state))
         if improved:
             p.save("best", _snapshot(state))
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                          if k == p.monitor.key or k.rsplit("/", 1)[-1] in _HEADLINE)
         mark = " *" if improved else ""
         p.progress.line(f"{label}  train/loss {train_loss:.4f}  {shown}  lr {lr:.3g}  "
                         f"{seconds:.1f}s  {images_per_s:,.0f} img/s{mark}")

@@ -9,7 +9,7 @@ from resnetlab.config.schema import OptimConfig
 
 
 def parameter_groups(model: nn.Module, *, weight_decay: float, decay_norm_and_bias: bool,
-                     backbone_lr_scale: float, head: nn.Module | None) -> list[dict]:
+                     backbone_lr_scale: float, head: list[nn.Parameter] | None) -> list[dict]:
     """Split parameters by (backbone|head) x (decay|no decay).
 
     Weight decay on BatchNorm scales and biases only shrinks them towards a worse optimum;
@@ -17,7 +17,7 @@ def parameter_groups(model: nn.Module, *, weight_decay: float, decay_norm_and_bi
     stay in the groups: their grad is None so no optimizer touches them, and a later stage
     can unfreeze them without rebuilding the optimizer (and losing its state).
     """
-    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    head_ids = {id(p) for p in head} if head is not None else set()
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for param in model.parameters():
         no_decay = param.ndim <= 1 and not decay_norm_and_bias
@@ -30,7 +30,8 @@ def parameter_groups(model: nn.Module, *, weight_decay: float, decay_norm_and_bi
     return out
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, *, head: nn.Module | None = None) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: OptimConfig, *,
+                    head: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
     groups = parameter_groups(model, weight_decay=cfg.weight_decay, decay_norm_and_bias=cfg.decay_norm_and_bias,
                               backbone_lr_scale=cfg.backbone_lr_scale, head=head)
     for group in groups:

@@ -1,0 +1,200 @@
+"""Studies end to end on tiny digits runs (preset=test: 8 px, 128 training images)."""
+
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from resnetlab import api
+from resnetlab.errors import UserError
+from resnetlab.studies import load_study, run_study
+from resnetlab.studies.runner import RUN_FILE
+
+PNG = b"\x89PNG\r\n\x1a\n"
+OPTIMIZERS = [{"name": "adam", "optim.name": "adam", "optim.lr": 1.0e-3},
+              {"name": "adamw", "optim.name": "adamw", "optim.lr": 1.0e-3},
+              {"name": "sgd", "optim.name": "sgd", "optim.lr": 0.05}]
+
+
+def write_study(folder, **data):
+    data.setdefault("base", ["preset=test"])
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_study(path)
+
+
+@pytest.fixture
+def count_training(monkeypatch):
+    calls = []
+    original = api.train
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].output.name if args else None)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(api, "train", counting)
+    return calls
+
+
+def is_png(path):
+    return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_optimizer_study_writes_results_report_plots_and_skips_on_rerun(tmp_path, count_training):
+    spec = write_study(tmp_path, vary={"optimizer": OPTIMIZERS})
+    out = tmp_path / "optimizer"
+    lines = []
+    outcome = run_study(spec, overrides=["train.epochs=2"], out=out, echo=lines.append)
+
+    assert outcome.status == {"adam": "done", "adamw": "done", "sgd": "done"}
+    assert count_training == ["adam", "adamw", "sgd"] and outcome.trained == 3
+    assert any(line.startswith("[2/3] adamw: done in") and "ETA" in line for line in lines)
+    rows = read_csv(out / "results.csv")
+    assert [(r["variant"], r["status"], r["optim.name"]) for r in rows] == [
+        ("adam", "done", "adam"), ("adamw", "done", "adamw"), ("sgd", "done", "sgd")]
+    for row in rows:
+        assert 0.0 <= float(row["val/accuracy"]) <= 1.0 and float(row["test/accuracy"]) >= 0.0
+        assert float(row["val/top5"]) >= float(row["val/accuracy"])
+        assert row["best_epoch"] in ("1", "2") and int(row["num_params"]) > 0 and float(row["wall_seconds"]) > 0
+        assert row["run_dir"] == str(out / row["variant"]) and row["error"] == ""
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["metric"] == "val/accuracy" and results["baseline"] == "adam" and len(results["runs"]) == 3
+
+    report = (out / "study.md").read_text()
+    assert ("| experiment | model | optimizer | lr | batch | image size | augmentation | optim.weight_decay"
+            not in report)  # only keys the study varies get extra columns
+    assert "| experiment | model | optimizer | lr | batch | image size | augmentation | val acc | test acc | top-5 | time | n |" in report
+    sgd = next(r for r in results["runs"] if r["variant"] == "sgd")
+    assert f"| sgd | resnet20 | sgd | 0.05 | 32 | 8 | yes | {sgd['val/accuracy']:.4f} |" in report
+    adam = next(r for r in results["runs"] if r["variant"] == "adam")
+    assert f"| sgd | {sgd['val/accuracy']:.4f} | {sgd['val/accuracy'] - adam['val/accuracy']:+.4f} |" in report
+    assert is_png(out / "plots" / "metric_by_variant.png") and is_png(out / "plots" / "validation_curves.png")
+
+    # Rerun: nothing trains, finished folders are untouched, the report is rebuilt.
+    stamps = {r["variant"]: os.stat(out / r["variant"] / "metrics.json").st_mtime_ns for r in rows}
+    count_training.clear()
+    lines.clear()
+    again = run_study(spec, overrides=["train.epochs=2"], out=out, echo=lines.append)
+    assert count_training == [] and again.trained == 0
+    assert all("done earlier, skipped" in line for line in lines[:3])
+    assert {v: os.stat(out / v / "metrics.json").st_mtime_ns for v in stamps} == stamps
+
+    # An interrupted run (last.pt, no metrics.json) continues from its checkpoint, alone.
+    (out / "adamw" / "metrics.json").unlink()
+    run_study(spec, overrides=["train.epochs=2"], out=out, echo=lines.append)
+    assert count_training == ["adamw"]
+    assert "resuming" in (out / "adamw" / "train.log").read_text()
+    assert len(json.loads((out / "adamw" / "history.json").read_text())) == 2  # no epoch trained twice
+    assert os.stat(out / "adam" / "metrics.json").st_mtime_ns == stamps["adam"]
+
+    # The same folder with other settings is refused instead of mixing results.
+    with pytest.raises(UserError, match="was trained with other settings"):
+        run_study(spec, overrides=["train.epochs=3"], out=out, echo=lines.append)
+
+
+def test_failing_variants_are_recorded_and_the_others_finish(tmp_path):
+    spec = write_study(tmp_path, vary={"optimizer": [
+        OPTIMIZERS[2], {"name": "resnet19", "model.name": "resnet19"}, {"name": "negative-lr", "optim.lr": -1}]})
+    out = tmp_path / "s"
+    outcome = run_study(spec, out=out, echo=lambda line: None)
+    assert outcome.status == {"sgd": "done", "resnet19": "failed", "negative-lr": "failed"}
+    rows = {r["variant"]: r for r in read_csv(out / "results.csv")}
+    assert "unknown model 'resnet19'" in rows["resnet19"]["error"]
+    assert "optim.lr" in rows["negative-lr"]["error"] and ">= 0" in rows["negative-lr"]["error"]
+    assert rows["sgd"]["error"] == "" and rows["sgd"]["val/accuracy"] != ""
+    report = (out / "study.md").read_text()
+    assert "## Failed runs" in report
+    assert f"| resnet19 | {rows['resnet19']['error']} |" in report
+    assert "| negative-lr | — | — | — | — | 0/1 |" in report  # no numbers for a failed variant
+
+
+def test_seeds_give_mean_and_std_from_all_results(tmp_path):
+    spec = write_study(tmp_path, vary={"optim.lr": [0.05, 0.2]}, seeds=2, baseline="0.2")
+    out = tmp_path / "lr"
+    run_study(spec, overrides=["train.epochs=2"], out=out, echo=lambda line: None)
+    runs = json.loads((out / "all_results.json").read_text())["runs"]
+    assert sorted((r["variant"], r["seed"]) for r in runs) == [("0.05", 0), ("0.05", 1), ("0.2", 0), ("0.2", 1)]
+    assert {r["status"] for r in runs} == {"done"}
+    report = (out / "study.md").read_text()
+    means = {}
+    for variant in ("0.05", "0.2"):
+        values = [r["val/accuracy"] for r in runs if r["variant"] == variant]
+        tests = [r["test/accuracy"] for r in runs if r["variant"] == variant]
+        means[variant] = np.mean(values)
+        cell = f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+        test_cell = f"{np.mean(tests):.4f} ± {np.std(tests, ddof=1):.4f}"
+        assert f"| {cell} | {test_cell} |" in report
+        assert f"_seed{1}" not in report.split("## Against")[0]  # one row per variant, not per run
+    delta = means["0.05"] - means["0.2"]
+    assert f"| 0.05 | {np.mean([r['val/accuracy'] for r in runs if r['variant'] == '0.05']):.4f}" in report
+    assert f"| {delta:+.4f} |" in report
+    assert "| 2/2 |" in report
+
+
+def run_cli(*argv, through_main=True):
+    """Through resnetlab's main once it registers `study`; else (or for errors) through our parser alone."""
+    import argparse
+
+    from resnetlab.cli import main as cli_main
+
+    commands = next(a for a in cli_main.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    if through_main and "study" in commands.choices:
+        return cli_main.main(list(argv))
+
+    from resnetlab.cli.study_commands import register
+
+    parser = argparse.ArgumentParser()
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true")
+    register(parser.add_subparsers(dest="command"), common)
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+def test_jobs_run_in_parallel_processes_and_give_the_same_results(tmp_path, capsys):
+    spec_path = tmp_path / "study.yaml"
+    spec_path.write_text(yaml.safe_dump({"base": ["preset=test"], "vary": {"optimizer": OPTIMIZERS[:2]},
+                                         "seeds": 2}))
+    # One thread everywhere, so the in-process and the worker runs compute identically.
+    overrides = ["train.epochs=2", "train.threads=1"]
+    assert run_cli("study", str(spec_path), *overrides, "--out", str(tmp_path / "seq")) == 0
+    assert run_cli("study", str(spec_path), *overrides, "--jobs", "2", "--out", str(tmp_path / "par")) == 0
+    printed = capsys.readouterr().out
+    assert "study study: 4 runs (4 done)" in printed
+
+    def results(folder):
+        return {(r["variant"], r["seed"], r["status"], r["val/accuracy"], r["test/accuracy"])
+                for r in read_csv(tmp_path / folder / "results.csv")}
+
+    assert results("seq") == results("par") and len(results("par")) == 4
+    # Worker output is captured in each run folder.
+    log = (tmp_path / "par" / "adam_seed0" / "study.log").read_text()
+    assert "resnetlab train" in log and "train.threads=" in log
+    # Two runs overlapped in time: the second started before the first finished.
+    spans = sorted((os.stat(d / RUN_FILE).st_mtime, os.stat(d / "metrics.json").st_mtime)
+                   for d in (tmp_path / "par").iterdir() if (d / RUN_FILE).is_file())
+    assert len(spans) == 4 and spans[1][0] < spans[0][1]
+    seq_spans = sorted((os.stat(d / RUN_FILE).st_mtime, os.stat(d / "metrics.json").st_mtime)
+                       for d in (tmp_path / "seq").iterdir() if (d / RUN_FILE).is_file())
+    assert all(later[0] >= earlier[1] for earlier, later in zip(seq_spans, seq_spans[1:]))
+
+
+def test_cli_lists_builtins_and_rejects_a_bad_study(tmp_path, capsys):
+    assert run_cli("study", "--list") == 0
+    assert {"architecture", "optimizer", "lr", "image_size", "augmentation", "pretrained", "freeze"} <= set(
+        capsys.readouterr().out.split())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("vary: {optim.lr: [0.1]}\nseed: 2\n")
+    with pytest.raises(UserError, match="unknown study key 'seed'"):
+        run_cli("study", str(bad), through_main=False)
+    with pytest.raises(UserError, match="--jobs takes a whole number"):
+        run_cli("study", "optimizer", "--jobs", "0", "--out", str(tmp_path / "x"), through_main=False)
