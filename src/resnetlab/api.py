@@ -53,7 +53,7 @@ from resnetlab.train.run_folder import (
     provenance,
     write_json,
 )
-from resnetlab.train.signals import StopRequest
+from resnetlab.train.signals import Interrupted, StopRequest
 
 
 @dataclass
@@ -285,7 +285,8 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
     eval_bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
     val_loader = _loader(bundle.val, task, batch_size=eval_bs, device=device, shuffle=False, dist=dist)
     augment = BatchAugment(cfg.augment, num_classes=task.num_outputs if task.kind == "classification" else 0,
-                           mean=bundle.mean, std=bundle.std, device=device, seed=cfg.train.seed + 1)
+                           mean=bundle.mean, std=bundle.std, device=device,
+                           seed=cfg.train.seed + 1 + dist.rank)  # each process its own draws
     if task.kind == "classification":
         class_weights = _class_weights(bundle.train, task.num_outputs, device) \
             if cfg.train.class_weights == "balanced" else None
@@ -387,6 +388,11 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
         with StopRequest() as stop:
             parts.stop = stop
             fit(parts, state)
+    except Interrupted as stopped:
+        stopped.run_dir = run_dir
+        if tb is not None:
+            tb.close()
+        raise
     except BaseException:
         if tb is not None:
             tb.close()

@@ -15,6 +15,8 @@ from resnetlab.studies import load_study, run_study
 from resnetlab.studies.runner import RUN_FILE
 
 PNG = b"\x89PNG\r\n\x1a\n"
+# One thread: on a shared CPU, spinning thread pools make these tiny runs 10x slower.
+FAST = ["train.epochs=2", "train.threads=1"]
 OPTIMIZERS = [{"name": "adam", "optim.name": "adam", "optim.lr": 1.0e-3},
               {"name": "adamw", "optim.name": "adamw", "optim.lr": 1.0e-3},
               {"name": "sgd", "optim.name": "sgd", "optim.lr": 0.05}]
@@ -53,7 +55,7 @@ def test_optimizer_study_writes_results_report_plots_and_skips_on_rerun(tmp_path
     spec = write_study(tmp_path, vary={"optimizer": OPTIMIZERS})
     out = tmp_path / "optimizer"
     lines = []
-    outcome = run_study(spec, overrides=["train.epochs=2"], out=out, echo=lines.append)
+    outcome = run_study(spec, overrides=FAST, out=out, echo=lines.append)
 
     assert outcome.status == {"adam": "done", "adamw": "done", "sgd": "done"}
     assert count_training == ["adam", "adamw", "sgd"] and outcome.trained == 3
@@ -83,14 +85,14 @@ def test_optimizer_study_writes_results_report_plots_and_skips_on_rerun(tmp_path
     stamps = {r["variant"]: os.stat(out / r["variant"] / "metrics.json").st_mtime_ns for r in rows}
     count_training.clear()
     lines.clear()
-    again = run_study(spec, overrides=["train.epochs=2"], out=out, echo=lines.append)
+    again = run_study(spec, overrides=FAST, out=out, echo=lines.append)
     assert count_training == [] and again.trained == 0
     assert all("done earlier, skipped" in line for line in lines[:3])
     assert {v: os.stat(out / v / "metrics.json").st_mtime_ns for v in stamps} == stamps
 
     # An interrupted run (last.pt, no metrics.json) continues from its checkpoint, alone.
     (out / "adamw" / "metrics.json").unlink()
-    run_study(spec, overrides=["train.epochs=2"], out=out, echo=lines.append)
+    run_study(spec, overrides=FAST, out=out, echo=lines.append)
     assert count_training == ["adamw"]
     assert "resuming" in (out / "adamw" / "train.log").read_text()
     assert len(json.loads((out / "adamw" / "history.json").read_text())) == 2  # no epoch trained twice
@@ -98,14 +100,14 @@ def test_optimizer_study_writes_results_report_plots_and_skips_on_rerun(tmp_path
 
     # The same folder with other settings is refused instead of mixing results.
     with pytest.raises(UserError, match="was trained with other settings"):
-        run_study(spec, overrides=["train.epochs=3"], out=out, echo=lines.append)
+        run_study(spec, overrides=[*FAST, "train.epochs=3"], out=out, echo=lines.append)
 
 
 def test_failing_variants_are_recorded_and_the_others_finish(tmp_path):
     spec = write_study(tmp_path, vary={"optimizer": [
         OPTIMIZERS[2], {"name": "resnet19", "model.name": "resnet19"}, {"name": "negative-lr", "optim.lr": -1}]})
     out = tmp_path / "s"
-    outcome = run_study(spec, out=out, echo=lambda line: None)
+    outcome = run_study(spec, overrides=FAST, out=out, echo=lambda line: None)
     assert outcome.status == {"sgd": "done", "resnet19": "failed", "negative-lr": "failed"}
     rows = {r["variant"]: r for r in read_csv(out / "results.csv")}
     assert "unknown model 'resnet19'" in rows["resnet19"]["error"]
@@ -120,7 +122,7 @@ def test_failing_variants_are_recorded_and_the_others_finish(tmp_path):
 def test_seeds_give_mean_and_std_from_all_results(tmp_path):
     spec = write_study(tmp_path, vary={"optim.lr": [0.05, 0.2]}, seeds=2, baseline="0.2")
     out = tmp_path / "lr"
-    run_study(spec, overrides=["train.epochs=2"], out=out, echo=lambda line: None)
+    run_study(spec, overrides=FAST, out=out, echo=lambda line: None)
     runs = json.loads((out / "all_results.json").read_text())["runs"]
     assert sorted((r["variant"], r["seed"]) for r in runs) == [("0.05", 0), ("0.05", 1), ("0.2", 0), ("0.2", 1)]
     assert {r["status"] for r in runs} == {"done"}
@@ -165,7 +167,7 @@ def test_jobs_run_in_parallel_processes_and_give_the_same_results(tmp_path, caps
     spec_path.write_text(yaml.safe_dump({"base": ["preset=test"], "vary": {"optimizer": OPTIMIZERS[:2]},
                                          "seeds": 2}))
     # One thread everywhere, so the in-process and the worker runs compute identically.
-    overrides = ["train.epochs=2", "train.threads=1"]
+    overrides = FAST
     assert run_cli("study", str(spec_path), *overrides, "--out", str(tmp_path / "seq")) == 0
     assert run_cli("study", str(spec_path), *overrides, "--jobs", "2", "--out", str(tmp_path / "par")) == 0
     printed = capsys.readouterr().out
@@ -198,3 +200,31 @@ def test_cli_lists_builtins_and_rejects_a_bad_study(tmp_path, capsys):
         run_cli("study", str(bad), through_main=False)
     with pytest.raises(UserError, match="--jobs takes a whole number"):
         run_cli("study", "optimizer", "--jobs", "0", "--out", str(tmp_path / "x"), through_main=False)
+
+
+def test_regression_study_reports_srcc_and_plcc(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    lines = ["image,score"]
+    for i in range(80):  # the score is the image's brightness: learnable in a few steps
+        level = rng.uniform(0, 1)
+        pixels = np.clip(rng.normal(level * 255, 30, size=(8, 8)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "img" / f"{i}.png")
+        lines.append(f"img/{i}.png,{level:.4f}")
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+    spec = write_study(tmp_path, base=["preset=test", f"data.source={tmp_path / 'data.csv'}",
+                                       "data.label_column=score", "data.task=regression",
+                                       "train.monitor=val/srcc"],
+                       vary={"optim.lr": [0.003, 0.03]})
+    out = tmp_path / "reg"
+    run_study(spec, overrides=FAST, out=out, echo=lambda line: None)
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["metric"] == "val/srcc"
+    report = (out / "study.md").read_text()
+    assert "| val SRCC | val PLCC | test SRCC | test PLCC |" in report and "val acc" not in report
+    run = results["runs"][1]
+    assert f"| {run['val/srcc']:.4f} | {run['val/plcc']:.4f} | {run['test/srcc']:.4f} | {run['test/plcc']:.4f} |" in report
+    delta = run["val/srcc"] - results["runs"][0]["val/srcc"]
+    assert f"| 0.03 | {run['val/srcc']:.4f} | {delta:+.4f} |" in report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,20 +30,12 @@ def train(args: argparse.Namespace) -> int:
     try:
         result = api.train(cfg)
     except Interrupted as stop:
-        run_dir = Path(cfg.output.dir) / (cfg.output.name or "")
-        print(f"\nstopped by {stop.signal_name}; state saved. Resume with:\n"
-              f"  resnetlab train --resume {_run_dir_hint(cfg)}", file=sys.stderr)
+        print(f"\nstopped by {stop.signal_name}; state saved in {stop.run_dir}/last.pt. Resume with:\n"
+              f"  resnetlab train --resume {stop.run_dir}", file=sys.stderr)
         return 130
-    print(f"run folder: {result.run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
+        print(f"run folder: {result.run_dir}")
     return 0
-
-
-def _run_dir_hint(cfg: Config) -> str:
-    if cfg.train.resume and cfg.train.resume != "auto":
-        path = Path(cfg.train.resume)
-        return str(path.parent if path.is_file() else path)
-    runs = sorted(Path(cfg.output.dir).glob("*/last.pt"), key=lambda p: p.stat().st_mtime)
-    return str(runs[-1].parent) if runs else "RUN_DIR"
 
 
 def evaluate(args: argparse.Namespace) -> int:

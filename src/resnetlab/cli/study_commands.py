@@ -54,10 +54,11 @@ def _add(subparsers: Any, common_parent: argparse.ArgumentParser, name: str, **k
 
 def study(args: argparse.Namespace) -> int:
     from resnetlab.studies.runner import run_study
-    from resnetlab.studies.spec import builtin_studies, load_study
+    from resnetlab.studies.spec import describe_builtins, load_study
 
     if args.list or not args.study:
-        print("\n".join(builtin_studies()))
+        for name, kind, description in describe_builtins():
+            print(f"{name:14} {kind:7} {description}")
         return 0
     spec = load_study(args.study)
     outcome = run_study(spec, overrides=args.overrides, jobs=args.jobs, out=args.out, echo=_echo,
@@ -68,7 +69,7 @@ def study(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     print(f"study {spec.name}: {len(outcome.runs)} runs ({summary}); report {outcome.report}")
     if outcome.interrupted:
-        print(f"interrupted; run the same command again to continue (finished runs are kept)", file=sys.stderr)
+        print("interrupted; run the same command again to continue (finished runs are kept)", file=sys.stderr)
         return 130
     return 1 if counts.get("failed") else 0
 

@@ -36,6 +36,10 @@ class ModelConfig:
     multiscale_dim: int | None = opt(None, "project each stage's features to this size before fusion", min=1)
     attention: str = opt("none", "channel attention: none, fused (SE on fused features), blocks (SE in every block)",
                          choices=("none", "fused", "blocks"))
+    fusion: str = opt("none", "fuse side features (data.feature_columns) with the image: none, concat, bilinear, "
+                      "add (add needs model.visual_dim = number of feature columns)",
+                      choices=("none", "concat", "bilinear", "add"))
+    visual_dim: int = opt(256, "fusion: pooled image features are projected to this size first", min=1)
 
 
 @dataclass
@@ -87,9 +91,19 @@ class AugmentConfig:
     contrast: float = opt(0.0, "colour jitter: contrast factor range 1±x", min=0.0, max=1.0)
     saturation: float = opt(0.0, "colour jitter: saturation factor range 1±x", min=0.0, max=1.0)
     hue: float = opt(0.0, "colour jitter: hue shift range ±x (fraction of a turn)", min=0.0, max=0.5)
+    color_jitter: bool = opt(True, "switch for the four colour-jitter settings above (false: off, values kept)")
     erasing: float = opt(0.0, "probability of random erasing", min=0.0, max=1.0)
     mixup: float = opt(0.0, "mixup alpha (0: off)", min=0.0)
     cutmix: float = opt(0.0, "cutmix alpha (0: off)", min=0.0)
+
+
+@dataclass
+class PatchConfig:
+    size: int = opt(0, "train and evaluate on square patches of this size cut from the cached images (0: off)",
+                    min=0)
+    train_num: int = opt(1, "random patches per image per epoch (the training set is repeated this often)", min=1)
+    test_num: int = opt(1, "patches per image at evaluation, evenly spread; the prediction is their mean", min=1)
+    test_random: bool = opt(False, "random (seeded) instead of evenly spread evaluation patches")
 
 
 @dataclass
@@ -172,10 +186,11 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    patches: PatchConfig = field(default_factory=PatchConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 
-SECTIONS = ("model", "data", "augment", "optim", "schedule", "train", "output")
+SECTIONS = ("model", "data", "augment", "patches", "optim", "schedule", "train", "output")

@@ -322,7 +322,7 @@ def _active_ops(cfg: AugmentConfig) -> dict[str, list[str]]:
             (tuple(cfg.scale) != (1.0, 1.0), f"zoom {cfg.scale[0]:g}-{cfg.scale[1]:g}"),
         ) if active],
         "jitter": [f"{name} {getattr(cfg, name):g}" for name in ("brightness", "contrast", "saturation", "hue")
-                   if getattr(cfg, name) > 0],
+                   if getattr(cfg, name) > 0 and cfg.color_jitter],
         "erasing": [f"erasing {cfg.erasing:g}"] if cfg.erasing > 0 else [],
         "mix": [" or ".join(f"{name} α={getattr(cfg, name):g}" for name in ("mixup", "cutmix")
                             if getattr(cfg, name) > 0)] if cfg.mixup > 0 or cfg.cutmix > 0 else [],

@@ -29,13 +29,14 @@ class BatchLoader:
     ``rank``/``world_size`` shard every epoch the way ``DistributedSampler`` does: training
     pads the permutation to a multiple of the world size so every process takes the same
     number of steps; evaluation (``shuffle=False``) never pads, so each sample counts once.
-    ``sample_weights`` draws with replacement (the class-balanced sampler).
+    ``sample_weights`` draws with replacement (the class-balanced sampler). ``repeat`` visits
+    every sample that many times an epoch (patch sampling cuts a new random patch each visit).
     """
 
     def __init__(self, images: np.ndarray, targets: np.ndarray, *, batch_size: int, device: torch.device,
                  shuffle: bool = False, drop_last: bool = False, seed: int = 0,
                  features: np.ndarray | None = None, sample_weights: np.ndarray | None = None,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, repeat: int = 1) -> None:
         self.images = images
         self.targets = torch.from_numpy(np.ascontiguousarray(targets))
         self.features = None if features is None else torch.from_numpy(np.ascontiguousarray(features))
@@ -46,6 +47,7 @@ class BatchLoader:
         self.seed = seed
         self.sample_weights = None if sample_weights is None else torch.as_tensor(sample_weights, dtype=torch.float64)
         self.rank, self.world_size = rank, world_size
+        self.repeat = repeat
         self.epoch = 0
         self.position = 0  # batches already served in the current epoch
         # In-memory arrays become one tensor so a batch is a single index_select; memory-mapped
@@ -56,7 +58,7 @@ class BatchLoader:
     # ------------------------------------------------------------------ order
 
     def _order(self, epoch: int) -> torch.Tensor:
-        n = len(self.targets)
+        n = len(self.targets) * self.repeat
         if not self.shuffle:
             return torch.arange(self.rank, n, self.world_size)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
@@ -70,7 +72,8 @@ class BatchLoader:
         return order[self.rank::self.world_size]
 
     def __len__(self) -> int:
-        n = len(self._order(self.epoch)) if not self.shuffle else math.ceil(len(self.targets) / self.world_size)
+        count = len(self.targets) * self.repeat
+        n = len(self._order(self.epoch)) if not self.shuffle else math.ceil(count / self.world_size)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -90,6 +93,7 @@ class BatchLoader:
         self.epoch, self.position = self.epoch + 1, 0
 
     def _gather(self, idx: torch.Tensor) -> Batch:
+        idx = idx % len(self.targets)  # positions past the end are repeated visits
         if self._tensor is not None:
             images = self._tensor.index_select(0, idx)
         else:

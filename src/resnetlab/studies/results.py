@@ -35,6 +35,7 @@ class StudyResults:
     metric_columns: list[str]  # "val/accuracy", ..., "test/loss"
     rows: list[dict[str, Any]]
     summary: list[dict[str, Any]]
+    notes: list[str]
 
     @property
     def name(self) -> str:
@@ -75,8 +76,16 @@ def load_results(root: str | Path) -> StudyResults:
     rows = [_row(plan, entry, root, columns) for entry in entries]
     summary = summarize(rows, variants=[v["name"] for v in plan.get("variants") or []], metric=metric,
                         baseline=str(plan["baseline"]), columns=columns)
+    notes = []
+    done = [r for r in rows if r["status"] == "done"]
+    if done and all(r[metric] is None for r in done):
+        split = metric.split("/", 1)[0]
+        available = sorted((_read_json(Path(done[0]["run_dir"]) / "metrics.json").get(split) or {})
+                           .get("scalars", {}))
+        notes.append(f"No finished run has `{metric}`; set metric: to one of "
+                     f"{', '.join(f'{split}/{k}' for k in available) or 'the metrics in metrics.json'}.")
     return StudyResults(root=root, plan=plan, metric=metric, regression=regression, metric_columns=columns,
-                        rows=rows, summary=summary)
+                        rows=rows, summary=summary, notes=notes)
 
 
 def _row(plan: dict[str, Any], entry: dict[str, Any], root: Path, columns: list[str]) -> dict[str, Any]:
@@ -115,7 +124,7 @@ def summarize(rows: list[dict[str, Any]], *, variants: list[str], metric: str, b
         summary.append({
             "variant": variant, "baseline": variant == baseline, "runs": len(own), "done": len(done),
             "failed": sum(r["status"] == "failed" for r in own),
-            "settings": {k: v for k, v in first.items() if "." in k and "/" not in k},
+            "settings": {k: v for k, v in first.items() if "." in k and "/" not in k},  # config keys only
             "metrics": {c: mean_std([r[c] for r in done]) for c in columns},
             "wall_seconds": mean_std([r["wall_seconds"] for r in done]),
         })

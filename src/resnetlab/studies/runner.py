@@ -51,20 +51,26 @@ class PlannedRun:
     run_dir: Path
     base: list[str]  # the study's base
     cli: list[str]  # the command line's overrides, applied to the base of every run
-    own: list[str]  # the variant's keys, the seed, the run folder
+    own: list[str]  # the variant's keys and the seed
+    output: list[str]  # output.dir and output.name: the run folder
     config: Config | None  # None when the overrides cannot make a valid config
     error: str | None
     settings: dict[str, Any] = field(default_factory=dict)  # every config key, flattened
 
     @property
     def overrides(self) -> list[str]:
+        return [*self.base, *self.cli, *self.own, *self.output]
+
+    @property
+    def identity(self) -> list[str]:
+        """What the run's results depend on (not where its folder is, so a study folder can move)."""
         return [*self.base, *self.cli, *self.own]
 
     def command(self, *, threads: int | None) -> list[str]:
         # Threads come before the user's overrides so `train.threads=N` on the command line still wins.
         threads_token = [f"train.threads={threads}"] if threads else []
         return [sys.executable, "-m", "resnetlab", "train", *self.base, *threads_token, *self.cli, *self.own,
-                "train.resume=auto"]
+                *self.output, "train.resume=auto"]
 
 
 @dataclass
@@ -102,17 +108,17 @@ def plan_study(spec: StudySpec, *, overrides: Sequence[str] = (), out: str | Pat
             own = config_tokens(variant.settings)
             if seed is not None:
                 own.append(f"train.seed={seed}")
-            own += config_tokens({"output.dir": str(root), "output.name": name})
+            output = config_tokens({"output.dir": str(root), "output.name": name})
             config, error = None, None
             try:
-                config = build_config([*spec.base, *overrides, *own, "train.resume=auto"])
+                config = build_config([*spec.base, *overrides, *own, *output, "train.resume=auto"])
                 settings = flatten(to_dict(config))
             except UserError as exc:
                 error = str(exc)
                 settings = {**flatten(to_dict(base_cfg)), **variant.settings}
             runs.append(PlannedRun(index=len(runs) + 1, name=name, variant=variant.name, seed=seed,
                                    run_dir=root / name, base=list(spec.base), cli=list(overrides), own=own,
-                                   config=config, error=error, settings=settings))
+                                   output=output, config=config, error=error, settings=settings))
     return runs
 
 
@@ -299,7 +305,7 @@ def _prepare(run: PlannedRun) -> None:
     run.run_dir.mkdir(parents=True, exist_ok=True)
     (run.run_dir / ERROR_FILE).unlink(missing_ok=True)  # a retry starts clean
     (run.run_dir / RUN_FILE).write_text(json.dumps({"variant": run.variant, "seed": run.seed,
-                                                    "overrides": run.overrides}, indent=2))
+                                                    "overrides": run.identity}, indent=2))
 
 
 def _record_failure(run: PlannedRun, error: str) -> None:
@@ -313,8 +319,8 @@ def _check_same_plan(runs: list[PlannedRun]) -> None:
         if not path.is_file():
             continue
         before = json.loads(path.read_text()).get("overrides")
-        if before != run.overrides:
-            changed = sorted(set(run.overrides) ^ set(before or []))
+        if before != run.identity:
+            changed = sorted(set(run.identity) ^ set(before or []))
             raise UserError(f"{run.run_dir} was trained with other settings ({', '.join(changed[:4])}); "
                             "give the study another --out folder or delete that run folder")
 

@@ -138,8 +138,8 @@ def _open_study(spec: SearchSpec, *, url: str, study_name: str, root: Path) -> o
     import optuna
 
     storage = open_storage(url)
-    identity = {"source": spec.source, "metric": spec.metric, "base": spec.base,
-                "space": [p.key for p in spec.space]}
+    # What must match for workers to share a study; not the file's path, which differs between machines.
+    identity = {"metric": spec.metric, "space": [p.key for p in spec.space]}
     for attempt in range(5):
         try:
             study = optuna.create_study(storage=storage, study_name=study_name, direction=spec.direction,
@@ -158,8 +158,8 @@ def _open_study(spec: SearchSpec, *, url: str, study_name: str, root: Path) -> o
     if stored is None:
         study.set_user_attr("resnetlab", identity)
     elif stored != identity:
-        raise UserError(f"study '{study_name}' in {url} belongs to another search ({stored.get('source')}, "
-                        f"metric {stored.get('metric')}); use another --study-name")
+        raise UserError(f"study '{study_name}' in {url} belongs to another search (metric {stored.get('metric')}, "
+                        f"space {', '.join(stored.get('space', []))}); use another --study-name")
     return study
 
 
@@ -278,10 +278,8 @@ def _run_one(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], tri
         if not isinstance(value, (int, float)):
             trial.set_user_attr("error", f"metric {spec.metric} not in the run's results ({', '.join(result.val)})")
             raise UserError(trial.user_attrs["error"])
-        trial.set_user_attr("wall_seconds", time.perf_counter() - started)
         return float(value)
 
-    started = time.perf_counter()
     study.optimize(objective, n_trials=1, catch=(Exception,))
     return seen["number"]
 

@@ -102,10 +102,19 @@ def builtin_studies() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def describe_builtins() -> list[tuple[str, str, str]]:
+    """(name, "study" or "search", description) of every built-in."""
+    rows = []
+    for name in builtin_studies():
+        data, _, _, _ = _read(name, what="study")
+        rows.append((name, "search" if "space" in data else "study", str(data.get("description") or "")))
+    return rows
+
+
 def _read(study: str | Path, *, what: str) -> tuple[dict[str, Any], str, str, Path | None]:
     """The mapping in a study/search file or built-in, its name, where it came from, its folder."""
     path = Path(study)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise UserError(f"{what} file {path} not found; give a YAML file or one of: {', '.join(builtin_studies())}")
         text, source, name, folder = path.read_text(), str(path), path.stem, path.parent

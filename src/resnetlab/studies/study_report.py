@@ -74,6 +74,8 @@ def _header(results: StudyResults) -> list[str]:
               f"Metric: `{results.metric}` ({direction}); baseline: **{results.baseline}**. Metrics are "
               "mean ± sample standard deviation over the seeds that finished (n). Time is the mean training "
               "wall-clock time of one run.", ""]
+    for note in results.notes:
+        lines += [f"**Note:** {note}", ""]
     return lines
 
 

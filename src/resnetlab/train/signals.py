@@ -38,3 +38,4 @@ class Interrupted(Exception):
         super().__init__(f"stopped by {signal_name}; state saved to {checkpoint}")
         self.signal_name = signal_name
         self.checkpoint = checkpoint
+        self.run_dir: object = None  # set by whoever knows the run folder

@@ -1,0 +1,156 @@
+"""HOG features of uint8 (N, C, H, W) images, computed by scikit-image and cached on disk.
+
+`skimage.feature.hog` works on one image at a time and spends most of its time in Python
+(block normalisation), holding the GIL, so threads do not help; extraction runs in a pool of
+worker *processes* over chunks of images. Features are stored as float32 .npy files under
+``<cache root>/features/``, keyed by the data hash, the split, the HOG parameters and
+`FEATURE_VERSION`, so a rerun on the same data reads them back instead of recomputing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from skimage.feature import hog
+
+from resnetlab.errors import UserError
+
+FEATURE_VERSION = 1  # bump when the extraction changes, so old cache entries are not reused
+BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
+PARALLEL_MIN_IMAGES = 2048  # below this, starting worker processes costs more than it saves
+_CHUNKS_PER_WORKER = 8  # several chunks per worker keep both busy when chunks run unevenly
+
+
+@dataclass(frozen=True)
+class HogParams:
+    """Dalal-Triggs HOG settings; cells and blocks are square (sizes in pixels and cells)."""
+
+    orientations: int = 9
+    pixels_per_cell: int = 4
+    cells_per_block: int = 2
+    block_norm: str = "L2-Hys"
+
+    def validate(self, *, image_size: int | None = None) -> None:
+        """Raise a one-line UserError for settings HOG cannot use on `image_size` images."""
+        for key in ("orientations", "pixels_per_cell", "cells_per_block"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise UserError(f"HOG {key}={value!r} must be a whole number >= 1")
+        if self.block_norm not in BLOCK_NORMS:
+            raise UserError(f"HOG block_norm={self.block_norm!r} is not known; use one of {', '.join(BLOCK_NORMS)}")
+        if image_size is None:
+            return
+        if self.pixels_per_cell > image_size:
+            raise UserError(f"HOG pixels_per_cell={self.pixels_per_cell} is larger than the {image_size}px images; "
+                            f"use at most {image_size} or raise data.image_size")
+        cells = image_size // self.pixels_per_cell
+        if self.cells_per_block > cells:
+            raise UserError(f"HOG cells_per_block={self.cells_per_block} exceeds the {cells} cells per side of "
+                            f"{image_size}px images at pixels_per_cell={self.pixels_per_cell}; use at most {cells}")
+
+    def feature_length(self, height: int, width: int) -> int:
+        """Length of one image's feature vector: blocks x cells per block x orientations."""
+        rows = height // self.pixels_per_cell - self.cells_per_block + 1
+        cols = width // self.pixels_per_cell - self.cells_per_block + 1
+        return max(rows, 0) * max(cols, 0) * self.cells_per_block**2 * self.orientations
+
+
+def _hog_chunk(images: np.ndarray, params: HogParams) -> np.ndarray:
+    """Features of a few images; a module-level function so worker processes can import it."""
+    out = np.empty((len(images), params.feature_length(*images.shape[2:])), dtype=np.float32)
+    # HOG of colour images takes, per pixel, the channel with the strongest gradient.
+    channel_axis = None if images.shape[1] == 1 else -1
+    for i, image in enumerate(images):
+        picture = image[0] if channel_axis is None else image.transpose(1, 2, 0)
+        out[i] = hog(picture, orientations=params.orientations,
+                     pixels_per_cell=(params.pixels_per_cell, params.pixels_per_cell),
+                     cells_per_block=(params.cells_per_block, params.cells_per_block),
+                     block_norm=params.block_norm, channel_axis=channel_axis, feature_vector=True)
+    return out
+
+
+def default_workers() -> int:
+    """At most 2 processes: the machines this runs on are shared."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def hog_features(images: np.ndarray, params: HogParams, *, workers: int | None = None) -> np.ndarray:
+    """float32 (N, D) HOG features of uint8 (N, C, H, W) images, D = `params.feature_length(H, W)`."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must be (N, 1 or 3, H, W), got shape {images.shape}")
+    if images.shape[2] != images.shape[3]:
+        raise ValueError(f"images must be square, got {images.shape[2]}x{images.shape[3]}")
+    params.validate(image_size=images.shape[2])
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(images) < PARALLEL_MIN_IMAGES:
+        return _hog_chunk(images, params)
+    chunks = np.array_split(images, workers * _CHUNKS_PER_WORKER)
+    # spawn, not fork: the parent may hold torch/OpenMP threads, which a forked child inherits broken.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        parts = list(pool.map(_hog_chunk, chunks, [params] * len(chunks)))
+    return np.concatenate(parts)
+
+
+def feature_key(*, data_hash: str, split: str, params: HogParams, count: int) -> str:
+    text = f"hog|v{FEATURE_VERSION}|{data_hash}|{split}|{count}|{sorted(asdict(params).items())}"
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def cached_hog_features(images: np.ndarray, params: HogParams, *, data_hash: str, split: str,
+                        cache_dir: Path | None, workers: int | None = None,
+                        log: Callable[[str], None] = print) -> np.ndarray:
+    """`hog_features`, read from ``cache_dir/<key>.npy`` when present (None: no cache).
+
+    A missing, truncated or mis-shaped file is recomputed; a failed write only logs, since
+    the features are already in memory.
+    """
+    count, height, width = len(images), images.shape[2], images.shape[3]
+    expected = (count, params.feature_length(height, width))
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"{feature_key(data_hash=data_hash, split=split, params=params, count=count)}.npy"
+        if path.is_file():
+            try:
+                features = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                log(f"feature cache {path} unreadable ({exc}); recomputing")
+            else:
+                if features.shape == expected and features.dtype == np.float32:
+                    return features
+                log(f"feature cache {path} holds {features.shape}, expected {expected}; recomputing")
+    features = hog_features(images, params, workers=workers)
+    if path is not None:
+        _save_atomic(path, features, log)
+    return features
+
+
+def _save_atomic(path: Path, array: np.ndarray, log: Callable[[str], None]) -> None:
+    # Written under a temporary name and renamed, so a concurrent run never reads half a file.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log(f"could not write the feature cache {path} ({exc}); features are recomputed next time")
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass
+
+
+def zero_share(features: np.ndarray) -> float:
+    """Share of exactly-zero entries: seed 001 compares HOG's sparsity with ResNet features'."""
+    features = np.asarray(features)
+    return float(np.count_nonzero(features == 0) / features.size) if features.size else 0.0
