@@ -7,7 +7,10 @@ as a whole. The command line is a thin layer over these functions.
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +43,7 @@ from resnetlab.train.device import (
 )
 from resnetlab.train.distributed import DistInfo, barrier, broadcast_object, gather_objects, init_distributed
 from resnetlab.train.history import History
-from resnetlab.train.loop import LoopState, StagePlan, TrainParts, fit
+from resnetlab.train.loop import LoopState, OutOfMemory, StagePlan, TrainParts, fit
 from resnetlab.train.losses import classification_loss, regression_loss
 from resnetlab.train.monitor import Monitor
 from resnetlab.train.optim import build_optimizer
@@ -70,8 +73,13 @@ class TrainResult:
 # ============================================================================ building blocks
 
 
-def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_size: int) -> nn.Module:
-    """The adapter from config to the model factories' keyword arguments."""
+def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_size: int,
+                feature_dim: int = 0) -> nn.Module:
+    """The adapter from config to the model factories' keyword arguments.
+
+    ``image_size`` is what the network sees (the patch size under patch sampling);
+    ``feature_dim`` the number of side-feature columns a fusion model takes.
+    """
     # ImageNet weights were learned with the 7x7 stem, so auto keeps it when they are loaded.
     small = image_size <= 64 and cfg.pretrained == "none" and not cfg.weights
     stem = cfg.stem if cfg.stem != "auto" else ("cifar" if small else "imagenet")
@@ -92,7 +100,39 @@ def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_s
 
         model = with_multiscale(model, num_classes=num_outputs, project_dim=cfg.multiscale_dim,
                                 attention=cfg.attention == "fused")
+    if cfg.fusion != "none":
+        from resnetlab.models import with_fusion
+
+        model = with_fusion(model, num_classes=num_outputs, feature_dim=feature_dim, visual_dim=cfg.visual_dim,
+                            fusion=cfg.fusion, drop_rate=cfg.drop_rate)
     return model
+
+
+def _input_size(cfg: Config, image_size: int) -> int:
+    """The network's input size: the patch size when patches are cut, else the cached image size."""
+    return cfg.patches.size or image_size
+
+
+def _for_eval(model: nn.Module, cfg: Config) -> nn.Module:
+    """The model as evaluated: with patch sampling, the mean over ``patches.test_num`` patches per image."""
+    if not cfg.patches.size:
+        return model
+    from resnetlab.data.patches import PatchAverage
+
+    return PatchAverage(model, size=cfg.patches.size, count=cfg.patches.test_num, random=cfg.patches.test_random,
+                        seed=cfg.train.seed)
+
+
+def _eval_batch_size(cfg: Config, batch_size: int) -> int:
+    # Each image becomes test_num patches, so fewer images per batch keep the memory the same.
+    return max(1, batch_size // cfg.patches.test_num) if cfg.patches.size else batch_size
+
+
+def _monitor_key(cfg: Config) -> str:
+    # The schema's default monitor is a classification metric; regression ranks by SRCC (seed 004).
+    if cfg.data.task == "regression" and cfg.train.monitor == "val/accuracy":
+        return "val/srcc"
+    return cfg.train.monitor
 
 
 def _stages(cfg: Config) -> list[StagePlan]:
@@ -120,6 +160,67 @@ def _validate(cfg: Config) -> None:
         value = getattr(cfg.augment, key)
         if len(value) != 2 or value[0] > value[1] or value[0] <= 0:
             raise UserError(f"augment.{key} takes [low, high] with 0 < low <= high; got {value}")
+    _validate_beyond_labels(cfg)
+    _validate_model_inputs(cfg)
+
+
+def _validate_beyond_labels(cfg: Config) -> None:
+    """Patches, side-feature fusion and the class-only options of regression."""
+    p, m, d = cfg.patches, cfg.model, cfg.data
+    if not p.size and (p.train_num > 1 or p.test_num > 1 or p.test_random):
+        raise UserError("patches.train_num/test_num/test_random need patches.size (the patch side in pixels), "
+                        "e.g. patches.size=24")
+    if p.size > d.image_size:
+        raise UserError(f"patches.size={p.size} is larger than data.image_size={d.image_size}; lower patches.size "
+                        "or raise data.image_size")
+    if m.fusion != "none" and not d.feature_columns:
+        raise UserError(f"model.fusion={m.fusion} needs side features; set data.feature_columns to CSV columns, "
+                        "e.g. data.feature_columns=[x,y]")
+    if d.feature_columns and m.fusion == "none":
+        raise UserError(f"data.feature_columns={d.feature_columns} would be ignored with model.fusion=none; "
+                        "set model.fusion=concat (or bilinear, add)")
+    if m.fusion == "add" and m.visual_dim != len(d.feature_columns):
+        raise UserError(f"model.fusion=add needs model.visual_dim equal to the {len(d.feature_columns)} feature "
+                        f"columns (got {m.visual_dim}); set model.visual_dim={len(d.feature_columns)} or use concat")
+    if d.task == "regression":
+        used = [k for k, on in (("class_weights", cfg.train.class_weights != "none"),
+                                ("balanced_sampler", cfg.train.balanced_sampler),
+                                ("mpca_loss", cfg.train.mpca_loss > 0), ("accuracy_loss", cfg.train.accuracy_loss > 0))
+                if on]
+        if used:
+            raise UserError(f"train.{used[0]} needs classes; remove it or set data.task=classification")
+
+
+def _validate_model_inputs(cfg: Config) -> None:
+    """What would otherwise fail only after the data is loaded: model name, weights, freeze specs, betas."""
+    import difflib
+
+    from resnetlab.models import get_pretrained, is_model, list_models
+
+    m = cfg.model
+    if not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
+        raise UserError(f"optim.betas takes two numbers in [0, 1), e.g. optim.betas=[0.9,0.999]; got {cfg.optim.betas}")
+    if not is_model(m.name):
+        close = difflib.get_close_matches(m.name, list_models(), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"model.name: unknown model '{m.name}'{hint}; resnetlab summary --list shows all")
+    if m.pretrained != "none":
+        get_pretrained(m.name, m.pretrained)
+    if m.weights and not Path(m.weights).expanduser().is_file():
+        raise UserError(f"model.weights: {m.weights} not found; give a .pt/.pth file (a state dict or a run's best.pt)")
+    if m.freeze != "none" and cfg.train.stages:
+        raise UserError(f"model.freeze={m.freeze} is ignored when train.stages is set; give each stage its "
+                        f"freeze, e.g. train.stages=[{{epochs: 1, freeze: {m.freeze}}}, {{epochs: 5}}]")
+    specs = [("model.freeze", m.freeze)] + [(f"train.stages[{i}].freeze", s.freeze)
+                                            for i, s in enumerate(cfg.train.stages)]
+    counts = [int(spec[7:]) for _, spec in specs if spec.startswith("stages:")]
+    if counts:
+        with torch.device("meta"):  # shapes only: no memory, no time
+            stages = len(create_model(m.name).get_stages())
+        for key, spec in specs:
+            if spec.startswith("stages:") and int(spec[7:]) > stages:
+                raise UserError(f"{key}={spec}: {m.name} has {stages} stages; use stages:0 to stages:{stages}, "
+                                "or backbone")
 
 
 @dataclass
@@ -147,24 +248,40 @@ class Task:
             scores = scores * std + mean
         return scores
 
-    def metrics(self, outputs: np.ndarray, targets: np.ndarray) -> tuple[dict[str, float], Any]:
-        """Named scalars and the full report (classification) or scores (regression)."""
+    def metrics(self, outputs: np.ndarray, targets: np.ndarray,
+                groups: np.ndarray | None = None) -> tuple[dict[str, float], Any]:
+        """Named scalars and the full report (classification) or scores (regression).
+
+        With ``groups`` (the clip of each frame), clip-level ``clip_*`` scalars are added.
+        """
+        from resnetlab.evaluate.clips import clip_classification_metrics, clip_regression_metrics
+
         if self.kind == "classification":
             logits = torch.from_numpy(outputs)
             loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(targets).long()))
             report = classification_metrics(outputs, targets, class_names=self.class_names, loss=loss)
+            if groups is not None:
+                report.scalars.update(clip_classification_metrics(outputs, targets, groups))
             return dict(report.scalars), report
         scores = self.decode_scores(outputs)
         truth = self.decode_scores(targets.astype(np.float64)) if self.target_stats else targets
         loss = float(np.mean((outputs.reshape(-1) - targets.reshape(-1)) ** 2))
-        return dict(regression_metrics(scores, truth, loss=loss)), scores
+        scalars = regression_metrics(scores, truth, loss=loss)
+        if groups is not None:
+            scalars.update(clip_regression_metrics(scores, truth, groups))
+        return dict(scalars), scores
 
 
 def _loader(split: Split, task: Task, *, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0,
-            dist: DistInfo = DistInfo(), sample_weights: np.ndarray | None = None) -> BatchLoader:
+            dist: DistInfo = DistInfo(), sample_weights: np.ndarray | None = None, repeat: int = 1) -> BatchLoader:
     return BatchLoader(split.images, task.encode_targets(split.targets), batch_size=batch_size, device=device,
                        shuffle=shuffle, drop_last=False, seed=seed, features=split.features,
-                       sample_weights=sample_weights, rank=dist.rank, world_size=dist.world_size)
+                       sample_weights=sample_weights, rank=dist.rank, world_size=dist.world_size, repeat=repeat)
+
+
+def _groups(split: Split, out: Outputs) -> np.ndarray | None:
+    """The clip of each output row of a frame manifest's split, else None."""
+    return None if split.groups is None else np.asarray(split.groups)[out.index]
 
 
 def _sample_weights(split: Split, num_classes: int) -> np.ndarray:
@@ -221,14 +338,76 @@ def train(config: Config | None = None, *, overrides: Sequence[str] = (),
     dist = init_distributed(device)
 
     run_dir, resume_from = _run_dir(cfg, dist)
+    fresh = dist.is_main and resume_from is None and not any(run_dir.iterdir())
     progress = ProgressReporter(enabled=dist.is_main and cfg.output.progress,
                                 log_file=run_dir / "train.log" if dist.is_main else None,
                                 log_every=cfg.train.log_every)
     try:
-        return _train(cfg, run_dir=run_dir, resume_from=resume_from, device=device, amp_dtype=amp_dtype,
-                      channels_last=channels_last, dist=dist, progress=progress, callbacks=callbacks)
+        while True:
+            try:
+                return _train(cfg, run_dir=run_dir, resume_from=resume_from, device=device, amp_dtype=amp_dtype,
+                              channels_last=channels_last, dist=dist, progress=progress, callbacks=callbacks)
+            except OutOfMemory:
+                if not cfg.train.auto_batch or cfg.train.batch_size < 2 or resume_from is not None or dist.enabled:
+                    raise
+                cfg = _halve_batch(cfg, run_dir, log=progress.line)
+            _free_device_memory(device)  # outside the except: the failed step's tensors are released by now
+    except UserError:
+        progress.close()
+        if fresh and not (run_dir / "config.yaml").exists():
+            # Rejected before the run began (data, model or settings): leave no half-made folder behind,
+            # so the same command works once the input is fixed.
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         progress.close()
+
+
+def _check_monitor(key: str, task: Task, val: Split) -> None:
+    """train.monitor must be a validation metric: checked on placeholder outputs, before any training."""
+    import difflib
+    import warnings
+
+    outputs = np.zeros((len(val), task.num_outputs), dtype=np.float32)
+    groups = None if val.groups is None else np.asarray(val.groups)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant outputs: undefined correlations are expected here
+            scalars, _ = task.metrics(outputs, task.encode_targets(val.targets), groups)
+    except ValueError as exc:
+        raise UserError(f"validation metrics cannot be computed on {len(val)} validation image(s) ({exc}); "
+                        "raise data.val_ratio or add images") from None
+    names = sorted(f"val/{k}" for k, v in scalars.items() if isinstance(v, (int, float)))
+    if key not in names:
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"train.monitor={key} is not a validation metric of this {task.kind} run{hint}; "
+                        f"choose one of {', '.join(names)}")
+
+
+def _changed_model(saved: Any, cfg: Config) -> str:
+    """Names the first model.* setting that differs from the checkpoint's, e.g. " (model.name was resnet20...)"."""
+    before = saved.get("model", {}) if isinstance(saved, dict) else {}
+    for key, now in to_dict(cfg.model).items():
+        if key in before and before[key] != now:
+            return f" (model.{key} was {before[key]}, now {now})"
+    return ""
+
+
+def _halve_batch(cfg: Config, run_dir: Path, *, log: Callable[[str], None]) -> Config:
+    """The same run from its start with half the batch and twice the accumulation (same effective batch)."""
+    half, accumulate = cfg.train.batch_size // 2, cfg.train.accumulate * 2
+    log(f"out of memory at train.batch_size={cfg.train.batch_size} (train.auto_batch): restarting the run with "
+        f"train.batch_size={half} train.accumulate={accumulate}")
+    for name in ("last.pt", "best.pt"):  # the restart must not resume or report the failed attempt
+        (run_dir / name).unlink(missing_ok=True)
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=half, accumulate=accumulate))
+
+
+def _free_device_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _run_dir(cfg: Config, dist: DistInfo) -> tuple[Path, Path | None]:
@@ -265,12 +444,15 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
     bundle = load_data(cfg.data, log=progress.line)
     task = Task(cfg.data.task, bundle.class_names, bundle.target_stats)
     if task.kind == "classification" and len(task.class_names) < 2:
-        raise UserError(f"data.source={cfg.data.source} has {len(task.class_names)} class; need at least 2")
+        raise UserError(f"data.source={cfg.data.source} has {len(task.class_names)} class "
+                        f"({', '.join(task.class_names)}); classification needs at least 2: add another class")
     if len(bundle.val) == 0:
         raise UserError("the validation split is empty; raise data.val_ratio or add a val/ folder")
+    _check_monitor(_monitor_key(cfg), task, bundle.val)
 
+    feature_dim = 0 if bundle.train.features is None else int(bundle.train.features.shape[1])
     model = build_model(cfg.model, num_outputs=task.num_outputs, in_channels=bundle.channels,
-                        image_size=bundle.image_size).to(device)
+                        image_size=_input_size(cfg, bundle.image_size), feature_dim=feature_dim).to(device)
     if dist.enabled and cfg.train.sync_bn:  # before the optimizer sees the BatchNorm parameters
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if channels_last:
@@ -281,12 +463,18 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
     # ---- parts around the loop
     weights = _sample_weights(bundle.train, task.num_outputs) if cfg.train.balanced_sampler else None
     train_loader = _loader(bundle.train, task, batch_size=cfg.train.batch_size, device=device, shuffle=True,
-                           seed=cfg.train.seed, dist=dist, sample_weights=weights)
-    eval_bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+                           seed=cfg.train.seed, dist=dist, sample_weights=weights,
+                           repeat=cfg.patches.train_num if cfg.patches.size else 1)
+    eval_bs = _eval_batch_size(cfg, cfg.train.eval_batch_size or 2 * cfg.train.batch_size)
     val_loader = _loader(bundle.val, task, batch_size=eval_bs, device=device, shuffle=False, dist=dist)
     augment = BatchAugment(cfg.augment, num_classes=task.num_outputs if task.kind == "classification" else 0,
                            mean=bundle.mean, std=bundle.std, device=device,
                            seed=cfg.train.seed + 1 + dist.rank)  # each process its own draws
+    if cfg.patches.size:
+        from resnetlab.data.patches import PatchAugment
+
+        augment = PatchAugment(augment, size=cfg.patches.size, device=device, seed=cfg.train.seed + 2 + dist.rank)
+    uses_features = cfg.model.fusion != "none"
     if task.kind == "classification":
         class_weights = _class_weights(bundle.train, task.num_outputs, device) \
             if cfg.train.class_weights == "balanced" else None
@@ -297,7 +485,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
         loss_fn = regression_loss("mse" if cfg.train.loss == "auto" else cfg.train.loss)
     optimizer = build_optimizer(core, cfg.optim, head=_head_parameters(core))
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    monitor = Monitor(cfg.train.monitor, mode=cfg.train.monitor_mode, patience=cfg.train.early_stopping)
+    monitor = Monitor(_monitor_key(cfg), mode=cfg.train.monitor_mode, patience=cfg.train.early_stopping)
     history = History()
     stages = _stages(cfg)
 
@@ -316,14 +504,17 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
         frozen_bn.extend(freeze(core, stage.freeze, freeze_bn_stats=cfg.model.freeze_bn_stats))
 
     def evaluate_val() -> dict[str, float]:
-        out = run_model(core, val_loader, prepare=prepare, amp_dtype=amp_dtype, channels_last=channels_last)
+        out = run_model(_for_eval(core, cfg), val_loader, prepare=prepare, amp_dtype=amp_dtype,
+                        channels_last=channels_last, uses_features=uses_features)
         out = _gather_outputs(out, dist)
-        scalars, _ = task.metrics(out.outputs, out.targets)
+        scalars, _ = task.metrics(out.outputs, out.targets, _groups(bundle.val, out))
         return {f"val/{k}": float(v) for k, v in scalars.items() if isinstance(v, (int, float))}
 
     meta = {"class_names": bundle.class_names, "mean": list(bundle.mean), "std": list(bundle.std),
             "channels": bundle.channels, "image_size": bundle.image_size, "task": task.kind,
             "target_stats": list(task.target_stats) if task.target_stats else None,
+            "feature_dim": feature_dim,
+            "feature_stats": [s.tolist() for s in bundle.feature_stats] if bundle.feature_stats else None,
             "config": to_dict(cfg)}
 
     def save(kind: str, loop: dict[str, Any]) -> None:
@@ -340,8 +531,13 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
     state = LoopState()
     if resume_from is not None:
         ckpt = load_checkpoint(resume_from, map_location=device)
-        core.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            core.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (KeyError, RuntimeError, ValueError):
+            raise UserError(f"train.resume: {resume_from} does not fit the model of this config"
+                            f"{_changed_model(ckpt.get('config'), cfg)}; resume with the settings the run "
+                            "started with") from None
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         monitor.load_state_dict(ckpt["monitor"])
@@ -383,7 +579,8 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
                        set_train_mode=lambda: _frozen_bn_train_mode(core, frozen_bn), progress=progress,
                        device=device, amp_dtype=amp_dtype, scaler=scaler, channels_last=channels_last,
                        accumulate=cfg.train.accumulate, grad_clip=cfg.train.grad_clip,
-                       checkpoint_steps=cfg.train.checkpoint_steps, on_epoch_end=hooks)
+                       checkpoint_steps=cfg.train.checkpoint_steps, uses_features=uses_features,
+                       on_epoch_end=hooks)
     try:
         with StopRequest() as stop:
             parts.stop = stop
@@ -408,9 +605,10 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
         if split is None or len(split) == 0:
             continue
         loader = _loader(split, task, batch_size=eval_bs, device=device, shuffle=False, dist=dist)
-        out = _gather_outputs(run_model(core, loader, prepare=prepare, amp_dtype=amp_dtype,
-                                        channels_last=channels_last, tta=cfg.train.tta), dist)
-        results[name] = (out, *task.metrics(out.outputs, out.targets))
+        out = _gather_outputs(run_model(_for_eval(core, cfg), loader, prepare=prepare, amp_dtype=amp_dtype,
+                                        channels_last=channels_last, tta=cfg.train.tta,
+                                        uses_features=uses_features), dist)
+        results[name] = (out, *task.metrics(out.outputs, out.targets, _groups(split, out)))
 
     rows = history.rows
     resources = {"wall_seconds": round(train_seconds, 2),
@@ -450,15 +648,24 @@ def _banner_rows(cfg: Config, bundle: DataBundle, device: torch.device, amp_dtyp
                  f"{bundle.channels}x{bundle.image_size}x{bundle.image_size}, "
                  f"{len(bundle.class_names) or 'regression'} classes, {len(bundle.skipped)} skipped"),
         ("model", f"{cfg.model.name} ({num_params:,} params), stem {cfg.model.stem}, "
-                  f"pretrained {cfg.model.pretrained}"),
+                  f"pretrained {cfg.model.pretrained}" + _variant_words(cfg)),
         ("optim", f"{cfg.optim.name} lr {cfg.optim.lr:g} wd {cfg.optim.weight_decay:g}, schedule {cfg.schedule.name} "
                   f"(warmup {cfg.schedule.warmup_epochs:g} ep)"),
-        ("train", f"{stages}, batch {cfg.train.batch_size}x{cfg.train.accumulate}, monitor {cfg.train.monitor}, "
+        ("train", f"{stages}, batch {cfg.train.batch_size}x{cfg.train.accumulate}, monitor {_monitor_key(cfg)}, "
                   f"early stop {cfg.train.early_stopping or 'off'}"),
         ("augment", augment.summary()),
         ("device", f"{device}, {precision}, channels_last {channels_last}, {torch.get_num_threads()} threads, "
                    f"{dist.world_size} process(es)"),
     ]
+
+
+def _variant_words(cfg: Config) -> str:
+    m, p = cfg.model, cfg.patches
+    words = [w for on, w in ((m.multiscale, "multi-scale"), (m.attention != "none", f"attention {m.attention}"),
+                             (m.fusion != "none", f"fusion {m.fusion} (visual {m.visual_dim})"),
+                             (bool(p.size), f"{p.size}px patches x{p.train_num} train / x{p.test_num} test"))
+             if on]
+    return "".join(f", {w}" for w in words)
 
 
 def _final_line(run_dir: Path, monitor: Monitor, results: dict[str, Any]) -> str:
@@ -532,6 +739,18 @@ class Trained:
     task: Task
     run_dir: Path
     checkpoint: Path
+    feature_dim: int = 0
+    feature_stats: tuple[np.ndarray, np.ndarray] | None = None  # training mean and std of the side features
+
+    @property
+    def uses_features(self) -> bool:
+        return self.config.model.fusion != "none"
+
+    def standardize_features(self, raw: np.ndarray) -> np.ndarray:
+        if self.feature_stats is None:
+            return raw.astype(np.float32)
+        mean, std = self.feature_stats
+        return ((raw - mean) / std).astype(np.float32)
 
 
 def load_trained(run_or_checkpoint: str | Path, *, device: torch.device | str = "cpu") -> Trained:
@@ -551,13 +770,16 @@ def load_trained(run_or_checkpoint: str | Path, *, device: torch.device | str = 
     task = Task(ckpt.get("task", "classification"), list(ckpt["class_names"]),
                 tuple(ckpt["target_stats"]) if ckpt.get("target_stats") else None)
     model_cfg = ModelConfig(**{**to_dict(cfg.model), "pretrained": "none", "weights": None})
+    feature_dim = int(ckpt.get("feature_dim") or 0)
     model = build_model(model_cfg, num_outputs=task.num_outputs, in_channels=int(ckpt["channels"]),
-                        image_size=int(ckpt["image_size"]))
+                        image_size=_input_size(cfg, int(ckpt["image_size"])), feature_dim=feature_dim)
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
+    stats = ckpt.get("feature_stats")
     return Trained(model=model, config=cfg, class_names=task.class_names, mean=tuple(ckpt["mean"]),
                    std=tuple(ckpt["std"]), channels=int(ckpt["channels"]), image_size=int(ckpt["image_size"]),
-                   task=task, run_dir=path.parent, checkpoint=path)
+                   task=task, run_dir=path.parent, checkpoint=path, feature_dim=feature_dim,
+                   feature_stats=tuple(np.asarray(s, dtype=np.float32) for s in stats) if stats else None)
 
 
 # ============================================================================ evaluate
@@ -597,12 +819,17 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     if chosen is None or len(chosen) == 0:
         raise UserError(f"--split {split}: {cfg.data.source} has no {split} split; use --split val")
     task = trained.task
-    model = trained.model.to(device)
-    loader = _loader(chosen, task, batch_size=256, device=device, shuffle=False)
+    if chosen.features is not None and bundle.feature_stats is not None:
+        # load_data scaled the features with this data's training split; the model knows its own statistics.
+        raw = chosen.features * bundle.feature_stats[1] + bundle.feature_stats[0]
+        chosen = dataclasses.replace(chosen, features=trained.standardize_features(raw))
+    model = _for_eval(trained.model.to(device), trained.config)
+    loader = _loader(chosen, task, batch_size=_eval_batch_size(trained.config, 256), device=device, shuffle=False)
     prepare = lambda images: normalize(images, trained.mean, trained.std)  # noqa: E731
     keep = hasattr(model, "get_classifier") and task.kind == "classification"
-    out = run_model(model, loader, prepare=prepare, amp_dtype=amp_dtype, tta=tta, keep_features=keep and not tta)
-    scalars, detail = task.metrics(out.outputs, out.targets)
+    out = run_model(model, loader, prepare=prepare, amp_dtype=amp_dtype, tta=tta, keep_features=keep,
+                    uses_features=trained.uses_features)
+    scalars, detail = task.metrics(out.outputs, out.targets, _groups(chosen, out))
     if out.features is not None:
         # Seed 001 compares how sparse HOG and network features are.
         scalars["feature_zero_share"] = float(np.mean(out.features == 0))
@@ -611,7 +838,7 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     result = {"split": split, "source": cfg.data.source, "checkpoint": str(trained.checkpoint), "tta": tta,
               "scalars": scalars}
     if task.kind == "classification":
-        result.update(detail.to_dict())
+        result.update({**detail.to_dict(), "scalars": scalars})  # scalars plus the extra feature share
         from resnetlab.evaluate import plots
 
         probs = torch.from_numpy(out.outputs).softmax(dim=1).numpy()
@@ -646,7 +873,8 @@ def summary(model: str, *, image_size: int = 224, in_channels: int = 3, num_clas
 
     if Path(model).exists():
         trained = load_trained(model)
-        return summarize(trained.model, input_size=(trained.channels, trained.image_size, trained.image_size))
+        size = _input_size(trained.config, trained.image_size)
+        return summarize(trained.model, input_size=(trained.channels, size, size), feature_dim=trained.feature_dim)
     cfg = ModelConfig(name=model, stem=stem or "imagenet", multiscale=multiscale, attention=attention,
                       zero_init_residual=False)
     net = build_model(cfg, num_outputs=num_classes, in_channels=in_channels, image_size=image_size)
@@ -709,9 +937,13 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
 
     trained = load_trained(run_or_checkpoint)
     device = resolve_device(trained.config.train.device)
-    paths = collect_images(inputs)
-    images, kept, skipped = [], [], []
-    for path in paths:
+    features = None
+    if trained.uses_features:
+        paths, features = _feature_inputs(trained, inputs)
+    else:
+        paths = collect_images(inputs)
+    images, kept, rows, skipped = [], [], [], []
+    for row, path in enumerate(paths):
         decoded = (decode_image(path, image_size=trained.image_size, channels=trained.channels)
                    if path.is_file() else BadFile(str(path), "missing file"))
         if isinstance(decoded, BadFile):
@@ -719,6 +951,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
         else:
             images.append(decoded)
             kept.append(path)
+            rows.append(row)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     task = trained.task
@@ -730,9 +963,12 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
             writer.writerow(["id", "score"])
         if images:
             array = np.stack(images)
-            loader = BatchLoader(array, np.zeros(len(array), dtype=np.int64), batch_size=batch_size, device=device)
-            result = run_model(trained.model.to(device), loader,
-                               prepare=lambda x: normalize(x, trained.mean, trained.std), tta=tta)
+            loader = BatchLoader(array, np.zeros(len(array), dtype=np.int64), device=device,
+                                 batch_size=_eval_batch_size(trained.config, batch_size),
+                                 features=None if features is None else features[rows])
+            result = run_model(_for_eval(trained.model.to(device), trained.config), loader,
+                               prepare=lambda x: normalize(x, trained.mean, trained.std), tta=tta,
+                               uses_features=trained.uses_features)
             if task.kind == "classification":
                 probs = torch.from_numpy(result.outputs).softmax(dim=1).numpy()
                 for path, row in zip(kept, probs):
@@ -741,3 +977,17 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
                 for path, score in zip(kept, task.decode_scores(result.outputs)):
                     writer.writerow([path.stem, f"{score:.6f}"])
     return PredictResult(path=out, count=len(kept), skipped=skipped)
+
+
+def _feature_inputs(trained: Trained, inputs: Sequence[str | Path]) -> tuple[list[Path], np.ndarray]:
+    """A fusion model's inputs: one CSV with the image column and the trained feature columns."""
+    from resnetlab.data.feature_table import read_feature_table
+
+    data = trained.config.data
+    columns = ",".join([data.image_column, *data.feature_columns])
+    if len(inputs) != 1 or Path(inputs[0]).suffix.lower() != ".csv" or not Path(inputs[0]).is_file():
+        raise UserError(f"{trained.checkpoint} also takes side features; give one CSV with columns {columns} "
+                        f"instead of {', '.join(map(str, inputs))}")
+    paths, raw = read_feature_table(Path(inputs[0]), image_column=data.image_column,
+                                    feature_columns=list(data.feature_columns))
+    return paths, trained.standardize_features(raw)

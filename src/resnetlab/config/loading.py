@@ -119,12 +119,19 @@ def from_dict(cls: type, data: Any, *, prefix: str = "", source: str | None = No
     """Validate ``data`` against dataclass ``cls`` and build it; unknown keys are errors."""
     where = f" in {source}" if source else ""
     if not isinstance(data, dict):
-        raise UserError(f"config key '{prefix.rstrip('.') or 'root'}'{where} must be a mapping, got {data!r}")
+        name, first = prefix.rstrip(".") or "root", dataclasses.fields(cls)[0].name
+        example = f"{{{first}: ...}}" if name == "root" or name.endswith("]") else f"{name}.{first}=..."
+        raise UserError(f"config key '{name}'{where} is a section, not a value: set its keys, e.g. {example}; "
+                        f"got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
             full = f"{prefix}{key}"
+            if isinstance(key, str) and ":" in key and data[key] is None:  # {epochs:3} reads as one word
+                word, _, value = key.partition(":")
+                raise UserError(f"config key '{full}'{where} reads as one word: YAML needs a space after ':', "
+                                f"e.g. {{{word}: {value}}}")
             if "[" in prefix:  # inside a list item such as train.stages[0]
                 candidates = [f"{prefix}{k}" for k in fields]
             else:
@@ -156,6 +163,10 @@ def _coerce(hint: Any, value: Any, meta: typing.Mapping, key: str, where: str) -
 
 
 def _coerce_list(item: Any, value: Any, meta: typing.Mapping, key: str, where: str) -> list:
+    if dataclasses.is_dataclass(item) and not isinstance(value, (list, tuple)) and str(value).strip():
+        first = dataclasses.fields(item)[0].name
+        raise UserError(f"config key '{key}'{where} takes a list of mappings, e.g. {key}=[{{{first}: 1}}, "
+                        f"{{{first}: 2}}]; got {value!r}")
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()] if value.strip() else []
     if not isinstance(value, (list, tuple)):

@@ -7,8 +7,8 @@
 from resnetlab.models import cifar_resnet, resnet  # noqa: F401  (imported to register their models)
 from resnetlab.models.attention import SqueezeExcite
 from resnetlab.models.cifar_resnet import CifarResNet
-from resnetlab.models.fusion import FusionModel, with_fusion
 from resnetlab.models.freeze import freeze, param_groups, unfreeze
+from resnetlab.models.fusion import FusionModel, with_fusion
 from resnetlab.models.multiscale import MultiScaleResNet, with_multiscale
 from resnetlab.models.registry import create_model, is_model, list_models, register_model
 from resnetlab.models.resnet import BasicBlock, Bottleneck, ResNet

@@ -71,8 +71,11 @@ class ModelSummary:
         return "\n".join(lines)
 
 
-def summarize(model: nn.Module, *, input_size: tuple[int, int, int], batch_size: int = 1) -> ModelSummary:
+def summarize(model: nn.Module, *, input_size: tuple[int, int, int], batch_size: int = 1,
+              feature_dim: int = 0) -> ModelSummary:
     """Run one forward pass of zeros shaped (batch_size, *input_size) and tabulate ``model``.
+
+    ``feature_dim`` > 0 also feeds a zero side-feature vector (a fusion model's second input).
 
     The model runs in eval mode without gradients; its mode is restored afterwards.
     """
@@ -98,7 +101,7 @@ def summarize(model: nn.Module, *, input_size: tuple[int, int, int], batch_size:
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
-            model(x)
+            model(x, *([torch.zeros(batch_size, feature_dim, device=device)] if feature_dim else []))
     finally:
         for handle in handles:
             handle.remove()

@@ -93,8 +93,11 @@ def _results_table(results: StudyResults) -> list[str]:
                      *(fmt_value(settings.get(k)) for k in extra_keys),
                      *(fmt_mean_std(item["metrics"][key]) for _, key in columns),
                      fmt_duration(item["wall_seconds"]["mean"]), f"{item['done']}/{item['runs']}"])
-    first_metric = 1 + len(SETTING_HEADERS) + len(extra_keys)
-    right = [3, 4, 5, *range(first_metric, len(header))]
+    first_extra = 1 + len(SETTING_HEADERS)
+    numeric = [first_extra + i for i, key in enumerate(extra_keys)
+               if all(isinstance(it["settings"].get(key), (int, float)) and not isinstance(it["settings"].get(key), bool)
+                      for it in results.summary)]
+    right = [3, 4, 5, *numeric, *range(first_extra + len(extra_keys), len(header))]
     return ["## Results", "", table(header, rows, right=right), ""]
 
 

@@ -56,6 +56,19 @@ class Diverged(UserError):
     """The loss became NaN or infinite."""
 
 
+class OutOfMemory(UserError):
+    """The device ran out of memory at ``batch_size``; the message says how to fit."""
+
+    def __init__(self, *, batch_size: int, accumulate: int, device: torch.device) -> None:
+        self.batch_size, self.accumulate = batch_size, accumulate
+        if batch_size > 1:
+            advice = (f"set train.batch_size={batch_size // 2} train.accumulate={2 * accumulate} to keep the "
+                      f"effective batch, or train.auto_batch=true to halve it automatically")
+        else:
+            advice = "use a smaller model or data.image_size, or train.precision=bf16"
+        super().__init__(f"{device} ran out of memory in a training step at train.batch_size={batch_size}; {advice}")
+
+
 @dataclass
 class TrainParts:
     model: nn.Module  # what runs forward/backward (may be DDP- or compile-wrapped)
@@ -86,6 +99,14 @@ class TrainParts:
 
 def fit(parts: TrainParts, state: LoopState | None = None) -> LoopState:
     """Train through every stage, resuming from ``state`` (and the parts' loaded state)."""
+    try:
+        return _fit(parts, state)
+    except torch.OutOfMemoryError as exc:  # the same class as torch.cuda.OutOfMemoryError
+        raise OutOfMemory(batch_size=parts.loader.batch_size, accumulate=parts.accumulate,
+                          device=parts.device) from exc
+
+
+def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
     state = state or LoopState()
     p = parts
     micro_per_epoch = len(p.loader)

@@ -1,0 +1,84 @@
+"""The commands as a user types them: train, eval, predict, summary, report, config."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from resnetlab.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["train", "preset=test", f"output.dir={out}", "output.name=r", "train.epochs=2",
+                 "data.subset=400", "output.plots=true", "output.tensorboard=true"]) == 0
+    return out / "r"
+
+
+def test_train_writes_the_report_plots_and_tensorboard(run_dir):
+    for name in ("curves.png", "confusion_matrix.png", "confusion_matrix_normalized.png",
+                 "per_class_accuracy.png", "per_class_top_bottom.png", "confused_pairs.png", "misclassified.png"):
+        assert (run_dir / "plots" / name).stat().st_size > 1000, name
+    report = (run_dir / "report.md").read_text()
+    assert "plots/confusion_matrix.png" in report and "mpca" in report.lower()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_eval_recomputes_metrics_on_the_test_split(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--split", "test", "--tta"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out
+    saved = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["split"] == "test" and saved["tta"] is True
+    assert sum(map(sum, saved["confusion_matrix"])) == sum(map(sum, trained["test"]["confusion_matrix"]))
+    assert 0.0 <= saved["scalars"]["feature_zero_share"] <= 1.0
+    assert (run_dir / "eval-test" / "plots" / "confusion_matrix.png").is_file()
+
+
+def test_eval_without_tta_matches_the_training_metrics(run_dir):
+    assert main(["eval", str(run_dir), "--split", "test", "--out", str(run_dir / "again")]) == 0
+    again = json.loads((run_dir / "again" / "metrics.json").read_text())["scalars"]
+    trained = json.loads((run_dir / "metrics.json").read_text())["test"]["scalars"]
+    assert again["accuracy"] == pytest.approx(trained["accuracy"])
+    assert 0.0 <= again["feature_zero_share"] <= 1.0
+
+
+def test_predict_folder_with_a_corrupt_file(run_dir, tmp_path, capsys):
+    digits = load_digits()
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray((digits.images[i] * 16).astype(np.uint8)).save(folder / f"img{i}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run_dir), str(folder), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "broken.png" in err
+    rows = list(csv.DictReader(out.open()))
+    assert [r["id"] for r in rows] == [f"img{i}" for i in range(5)]
+    assert list(rows[0])[:2] == ["id", "label"] and len(rows[0]) == 12
+    probs = np.array([[float(v) for k, v in r.items() if k.startswith("prob_")] for r in rows])
+    assert np.allclose(probs.sum(1), 1, atol=1e-4)
+    assert [r["label"] for r in rows] == [str(int(p.argmax())) for p in probs]
+
+
+def test_summary_resnet50_matches_torchvision(capsys):
+    assert main(["summary", "resnet50"]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: 25,557,032" in out and "MACs: 4.09 G" in out and "layer4" in out
+
+
+def test_report_compares_runs(run_dir, tmp_path, capsys):
+    assert main(["report", str(run_dir), str(run_dir), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "comparison.md").is_file() and (tmp_path / "comparison_curves.png").is_file()
+
+
+def test_config_prints_the_resolved_preset(capsys):
+    assert main(["config", "preset=resnet50", "optim.lr=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "name: resnet50" in out and "lr: 0.5" in out
