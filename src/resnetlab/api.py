@@ -419,7 +419,8 @@ def _run_dir(cfg: Config, dist: DistInfo) -> tuple[Path, Path | None]:
             raise UserError(f"train.resume: {target} not found; give a run folder or its last.pt")
         resume_from = target / "last.pt" if target.is_dir() else target
         if not resume_from.is_file():
-            raise UserError(f"train.resume: {target} holds no last.pt; nothing to resume")
+            raise UserError(f"train.resume: {target} holds no last.pt (it stopped before its first checkpoint); "
+                            "nothing to resume, so train it again under a new output.name")
         run_dir = resume_from.parent
         return run_dir, resume_from
     name = cfg.output.name
@@ -758,8 +759,8 @@ def load_trained(run_or_checkpoint: str | Path, *, device: torch.device | str = 
     from resnetlab.config import from_dict
 
     path = Path(run_or_checkpoint)
-    if path.is_dir():
-        path = path / "best.pt" if (path / "best.pt").is_file() else path / "last.pt"
+    if path.is_dir():  # a folder with neither file stays a folder: load_checkpoint says so
+        path = next((path / n for n in ("best.pt", "last.pt") if (path / n).is_file()), path)
     ckpt = load_checkpoint(path)
     missing = [k for k in ("model", "config", "class_names", "mean", "std", "channels", "image_size")
                if k not in ckpt]
@@ -802,15 +803,17 @@ class EvalResult:
 def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), split: str = "val",
              tta: bool = False, out_dir: str | Path | None = None) -> EvalResult:
     """Every metric and plot of a trained model, on any split of its data or of new data with its classes."""
-    trained = load_trained(run_or_checkpoint)
     bad = [o for o in overrides if not o.startswith("data.")]
     if bad:
-        raise UserError(f"eval takes data.* overrides only; got {bad[0]}")
+        raise UserError(f"eval takes data.* overrides only, got {bad[0]}: the model is already trained; "
+                        "to change other settings train a new run")
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise UserError(f"--out {out_dir} is a file; give a folder for the metrics and plots")
+    trained = load_trained(run_or_checkpoint)
     cfg = build_config([*overrides, f"data.image_size={trained.image_size}", f"data.channels={trained.channels}"],
                        base=to_dict(trained.config))
-    device = resolve_device(cfg.train.device)
+    device, amp_dtype = _device_here(cfg)
     set_threads(cfg.train.threads)
-    amp_dtype = resolve_precision(cfg.train.precision, device)
     bundle = load_data(cfg.data, log=lambda line: None)
     if trained.task.kind == "classification" and bundle.class_names != trained.class_names:
         raise UserError(f"{trained.checkpoint} was trained on classes {_short(trained.class_names)} but "
@@ -856,6 +859,19 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
                                      pred=detail, target=np.asarray(chosen.targets)[out.index])
     write_json(folder / "metrics.json", result)
     return EvalResult(split=split, scalars=scalars, out_dir=folder, count=len(out.targets))
+
+
+def _device_here(cfg: Config) -> tuple[torch.device, torch.dtype | None]:
+    """Device and autocast dtype to run a trained model on this machine: the run's own settings where
+    they work here, else auto (a model trained on a GPU is evaluated on a laptop)."""
+    try:
+        device = resolve_device(cfg.train.device)
+    except UserError:
+        device = resolve_device("auto")
+    try:
+        return device, resolve_precision(cfg.train.precision, device)
+    except UserError:
+        return device, resolve_precision("auto", device)
 
 
 def _short(names: list[str], limit: int = 6) -> str:
@@ -916,15 +932,26 @@ def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
         elif any(ch in item for ch in "*?["):
             matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
             if not matches:
-                raise UserError(f"no files match {item}")
+                raise UserError(f"no files match {item}; check the pattern (quote it, e.g. 'photos/*.jpg', "
+                                "so the shell leaves it to resnetlab)")
             found += matches
         elif path.is_file():
             found.append(path)
         else:
             raise UserError(f"{item} not found; give image files, a folder, a glob in quotes or a CSV of paths")
     if not found:
-        raise UserError(f"no images in {', '.join(map(str, inputs))}")
+        raise UserError(f"no images in {', '.join(map(str, inputs))}; give image files, a folder holding "
+                        "images, a glob or a CSV of paths")
     return found
+
+
+def _check_output_file(path: Path, *, option: str) -> None:
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / 'predictions.csv'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot create its folder ({exc.strerror}); give a writable path") from None
 
 
 def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out: str | Path = "predictions.csv",
@@ -936,7 +963,8 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
     from resnetlab.data.decode import decode_image
 
     trained = load_trained(run_or_checkpoint)
-    device = resolve_device(trained.config.train.device)
+    device, _ = _device_here(trained.config)
+    _check_output_file(Path(out), option="--out")
     features = None
     if trained.uses_features:
         paths, features = _feature_inputs(trained, inputs)
@@ -952,6 +980,9 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
             images.append(decoded)
             kept.append(path)
             rows.append(row)
+    if not images:
+        raise UserError(f"none of the {len(paths)} input file(s) is a readable image (first: {skipped[0].path}: "
+                        f"{skipped[0].reason}); give image files")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     task = trained.task

@@ -78,12 +78,18 @@ def report(args: argparse.Namespace) -> int:
 
     runs = [Path(r) for r in args.runs]
     for run in runs:
+        if not run.exists():
+            raise UserError(f"run folder {run} not found; give run folders, e.g. runs/NAME")
         if not (run / "metrics.json").is_file():
             raise UserError(f"{run} is not a finished run folder (no metrics.json); give folders under runs/")
+    for run in runs:  # every folder checked first: nothing is written for a list with a bad one
         print(f"wrote {write_report(run)}")
     if len(runs) > 1:
         out = Path(args.out) if args.out else runs[0].parent
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--out {out}: cannot create the folder ({exc.strerror}); give a writable folder") from None
         print(f"wrote {write_comparison(runs, out)}")
     return 0
 

@@ -8,17 +8,39 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from resnetlab import __version__
-from resnetlab.cli import commands
+from resnetlab.cli import commands, study_commands
+
+try:  # the HOG+SVM baseline's command arrives with its module
+    from resnetlab.cli import baseline_commands
+except ImportError:  # pragma: no cover
+    baseline_commands = None
 from resnetlab.errors import UserError
 
 OVERRIDES_HELP = "config overrides: preset=NAME, config=FILE.yaml, section.key=value (resnetlab config --keys lists them)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command line's error format: one line on stderr, exit code 2, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number >= 1, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"takes a whole number >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="resnetlab", description="Train, evaluate and compare ResNet image models.")
+    parser = _Parser(prog="resnetlab", description="Train, evaluate and compare ResNet image models.")
     parser.add_argument("--version", action="version", version=f"resnetlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -34,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="recompute every metric and plot of a run on any split or dataset")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("overrides", nargs="*", help="data.* overrides, e.g. data.source=path/to/new/images")
+    p.add_argument("overrides", nargs="*", default=[], help="data.* overrides, e.g. data.source=path/to/new/images")
     p.add_argument("--split", choices=("val", "test", "train"), default="val")
     p.add_argument("--tta", action="store_true", help="average predictions over horizontal flips")
     p.add_argument("--out", metavar="DIR", help="where to write (default RUN/eval-<split>)")
@@ -45,13 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", metavar="IMAGES_OR_FOLDER", nargs="+", help="a folder, a glob, image files or a CSV of paths")
     p.add_argument("--out", default="predictions.csv")
     p.add_argument("--tta", action="store_true")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=_positive, default=128)
     p.set_defaults(func=commands.predict)
 
     p = sub.add_parser("summary", help="layer table, parameters, FLOPs and MACs of a model")
     p.add_argument("model", nargs="?", help="model name or a run folder")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--image-size", type=_positive, default=224)
+    p.add_argument("--in-channels", type=_positive, default=3)
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--stem", choices=("imagenet", "cifar"), default=None)
     p.add_argument("--multiscale", action="store_true", help="with multi-scale fusion of stage features")
@@ -69,12 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", action="store_true", help="list every key with its default and meaning")
     p.add_argument("--presets", action="store_true", help="list the presets")
     p.set_defaults(func=commands.show_config)
+
+    study_commands.register(sub, common)
+    if baseline_commands is not None:
+        baseline_commands.register(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides or inputs given after an option: "eval RUN --split test data.source=x"
+        rest = next((n for n in ("overrides", "inputs", "runs") if isinstance(getattr(args, n, None), list)), None)
+        if rest is None or any(token.startswith("-") for token in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, rest).extend(extra)
     if args.command is None:
         parser.print_help()
         return 0

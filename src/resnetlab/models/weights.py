@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +121,13 @@ def load_weights_file(model: nn.Module, path: str | os.PathLike[str]) -> nn.Modu
     try:
         # weights_only refuses pickled code, so an untrusted file cannot run anything
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise UserError(f"weights file '{path}' cannot be read as a PyTorch file ({_first_line(err)}); "
-                        "pass a state dict saved with torch.save") from err
+    except Exception as err:  # a damaged file fails in many ways: KeyError, BadZipFile, UnpicklingError...
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(err))
+        if found:
+            raise UserError(f"weights file '{path}' was refused: it holds objects other than tensors "
+                            f"({found.group(1)}); only load weights you trust, saved as a state dict") from err
+        raise UserError(f"weights file '{path}' is not a PyTorch file ({type(err).__name__}); "
+                        "pass a state dict saved with torch.save or a run's best.pt") from err
     _load(model, _as_state_dict(obj, where=str(path)), where=str(path), arch=None)
     return model
 

@@ -6,7 +6,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
                 path = path / name
                 break
         else:
-            raise UserError(f"{path} holds no best.pt or last.pt; give a run folder or a checkpoint file")
+            raise UserError(f"{path} is not a run folder: it holds no best.pt or last.pt; give a run folder "
+                            "(e.g. runs/NAME) or a .pt checkpoint file")
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found; give a run folder or a .pt file")
     try:
@@ -65,7 +65,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
                             f"values ({found.group(1)}); only load checkpoints you trust") from None
         raise UserError(f"checkpoint {path} is corrupt or not a PyTorch file (unpickling failed); "
                         "use another checkpoint (last.pt or best.pt)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+    except Exception as exc:  # a damaged file fails in many ways: BadZipFile, RuntimeError, KeyError, EOFError...
         raise UserError(f"checkpoint {path} is corrupt or not a PyTorch file ({type(exc).__name__}); "
                         "use another checkpoint (last.pt or best.pt)") from None
     if not isinstance(checkpoint, dict):

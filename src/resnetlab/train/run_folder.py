@@ -23,10 +23,7 @@ def default_run_name(*, model: str, batch_size: int, lr: float) -> str:
 def make_run_dir(root: str | Path, name: str, *, resuming: bool, generated: bool) -> Path:
     """Create ``root/name``. An existing run is never overwritten: resume it or pick a new name."""
     path = Path(root) / name
-    if resuming:
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    if path.exists() and any(path.iterdir()):
+    if not resuming and path.is_dir() and any(path.iterdir()):
         if not generated:
             raise UserError(f"run folder {path} already holds a run; resume it with train.resume=auto "
                             "or choose another output.name")
@@ -34,7 +31,11 @@ def make_run_dir(root: str | Path, name: str, *, resuming: bool, generated: bool
         while (Path(root) / f"{name}-{suffix}").exists():
             suffix += 1
         path = Path(root) / f"{name}-{suffix}"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, read-only disk
+        raise UserError(f"cannot create run folder {path} ({exc.strerror}); set output.dir to a writable "
+                        "folder") from None
     return path
 
 
