@@ -77,7 +77,9 @@ def parse_overrides(tokens: Iterable[str]) -> dict[str, Any]:
         if key == "preset":
             merged = _merge(merged, read_preset(raw.strip()))
         elif key == "config":
-            merged = _merge(merged, read_yaml(raw.strip()))
+            data = read_yaml(raw.strip())
+            from_dict(Config, data, source=raw.strip())  # on its own first, so an error names the file
+            merged = _merge(merged, data)
         else:
             merged = _merge(merged, _nest(key.split("."), _parse_value(raw)))
     return merged
