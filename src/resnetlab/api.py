@@ -213,8 +213,7 @@ def _validate_model_inputs(cfg: Config) -> None:
                         f"freeze, e.g. train.stages=[{{epochs: 1, freeze: {m.freeze}}}, {{epochs: 5}}]")
     specs = [("model.freeze", m.freeze)] + [(f"train.stages[{i}].freeze", s.freeze)
                                             for i, s in enumerate(cfg.train.stages)]
-    counts = [int(spec[7:]) for _, spec in specs if spec.startswith("stages:")]
-    if counts:
+    if any(spec.startswith("stages:") for _, spec in specs):
         with torch.device("meta"):  # shapes only: no memory, no time
             stages = len(create_model(m.name).get_stages())
         for key, spec in specs:
@@ -774,7 +773,11 @@ def load_trained(run_or_checkpoint: str | Path, *, device: torch.device | str = 
     feature_dim = int(ckpt.get("feature_dim") or 0)
     model = build_model(model_cfg, num_outputs=task.num_outputs, in_channels=int(ckpt["channels"]),
                         image_size=_input_size(cfg, int(ckpt["image_size"])), feature_dim=feature_dim)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError):
+        raise UserError(f"{path}: its weights do not fit the model its config describes (model.name="
+                        f"{cfg.model.name}); the file was changed or saved by another resnetlab version") from None
     model.to(device).eval()
     stats = ckpt.get("feature_stats")
     return Trained(model=model, config=cfg, class_names=task.class_names, mean=tuple(ckpt["mean"]),

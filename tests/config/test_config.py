@@ -63,7 +63,7 @@ def test_config_file_with_preset(tmp_path):
     (["lr"], "overrides are key=value"),
     (["preset=quik"], "unknown preset 'quik'; did you mean 'quick'?"),
     (["train.stages=[{epochs: 2, frezze: backbone}]"], "did you mean 'train.stages[0].freeze'?"),
-    (["optim=3"], "config key 'optim' must be a mapping"),
+    (["optim=3"], "config key 'optim' is a section, not a value: set its keys, e.g. optim.name="),
     (["data.channels=2"], "accepted: none, 1, 3"),
 ])
 def test_bad_overrides_name_the_key(tokens, message):

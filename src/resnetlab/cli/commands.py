@@ -26,7 +26,7 @@ def train(args: argparse.Namespace) -> int:
             raise UserError(f"--resume {args.resume}: no config.yaml there; give the folder of a run")
         cfg = build_config([*overrides, f"train.resume={run_dir}"], base=read_yaml(run_dir / "config.yaml"))
     else:
-        cfg = build_config(overrides if overrides else ["preset=quick"])
+        cfg = build_config(overrides)
     try:
         result = api.train(cfg)
     except Interrupted as stop:

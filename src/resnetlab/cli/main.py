@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     original_add = sub.add_parser
     sub.add_parser = lambda *a, **k: original_add(*a, parents=[common], **k)  # every command takes --debug
 
-    p = sub.add_parser("train", help="train a model (default: digits, preset quick)")
+    p = sub.add_parser("train", help="train a model (try: resnetlab train preset=quick)")
     p.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run exactly where it stopped")
     p.set_defaults(func=commands.train)

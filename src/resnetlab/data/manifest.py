@@ -19,7 +19,8 @@ import numpy as np
 from resnetlab.data.bundle import TEST, TRAIN, UNASSIGNED, VAL, BadFile, Catalog
 from resnetlab.errors import UserError
 
-_SPLITS = {"train": TRAIN, "val": VAL, "test": TEST}
+# KonIQ-10k's sets file spells its splits "training", "validation" and "test".
+_SPLITS = {"train": TRAIN, "training": TRAIN, "val": VAL, "validation": VAL, "test": TEST}
 
 
 def _number(text: str) -> float | None:

@@ -44,10 +44,10 @@ CONFIG_HIGHLIGHTS = (
 
 # Preferred row order of the metrics table; other scalars follow alphabetically.
 METRIC_ORDER = (
-    "loss", "accuracy", "top5", "mpca",
+    "loss", "accuracy", "top5", "mpca", "clip_accuracy", "clip_mpca",
     "precision_macro", "recall_macro", "f1_macro",
     "precision_weighted", "recall_weighted", "f1_weighted",
-    "srcc", "plcc", "plcc_logistic", "krcc", "rmse",
+    "srcc", "plcc", "plcc_logistic", "krcc", "rmse", "clip_srcc", "clip_plcc", "clip_rmse",
 )
 
 PLOT_CAPTIONS = {
@@ -246,6 +246,8 @@ def _summary(run: RunRecord) -> list[str]:
     test = run.split_scalars("test")
     if "accuracy" in test:
         parts.append(f"test accuracy **{fmt_metric(test['accuracy'])}**")
+    elif "srcc" in test:
+        parts.append(f"test SRCC **{fmt_metric(test['srcc'])}**")
     lines = [f"# Run report: {cell(run.name)}", ""]
     if parts:
         sentence = "; ".join(parts) + "."
@@ -339,6 +341,9 @@ def _metrics(run: RunRecord) -> list[str]:
     if "mpca" in names:
         lines += ["`mpca` is the mean per-class accuracy over the classes present in the "
                   "split; the macro averages count every class.", ""]
+    if any(name.startswith("clip_") for name in names):
+        lines += ["`clip_*` metrics score one prediction per clip: the mean of its frames' "
+                  "probabilities (or scores).", ""]
 
     first = splits[0]
     matrix = run.metrics[first].get("confusion_matrix")

@@ -66,7 +66,7 @@ class OutOfMemory(UserError):
                       f"effective batch, or train.auto_batch=true to halve it automatically")
         else:
             advice = "use a smaller model or data.image_size, or train.precision=bf16"
-        super().__init__(f"{device} ran out of memory in a training step at train.batch_size={batch_size}; {advice}")
+        super().__init__(f"{device} ran out of memory while training at train.batch_size={batch_size}; {advice}")
 
 
 @dataclass

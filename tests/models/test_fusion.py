@@ -1,0 +1,45 @@
+"""Fusion of image features with a side-feature vector."""
+
+import pytest
+import torch
+
+from resnetlab.errors import UserError
+from resnetlab.models import create_model, with_fusion, with_multiscale
+
+
+@pytest.mark.parametrize("fusion", ["concat", "bilinear", "add"])
+def test_every_fusion_uses_both_inputs_and_trains_every_parameter(fusion):
+    torch.manual_seed(0)
+    model = with_fusion(create_model("resnet20", num_classes=0, in_channels=1), num_classes=3, feature_dim=4,
+                        visual_dim=4, fusion=fusion)
+    images, features = torch.randn(5, 1, 12, 12), torch.randn(5, 4)
+    out = model(images, features)
+    assert out.shape == (5, 3) and torch.isfinite(out).all()
+    assert not torch.allclose(out, model(images, features + 1.0))  # the side features matter
+    assert not torch.allclose(out, model(images.flip(-1), features))  # and so does the image
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_fused_size_follows_the_rule():
+    def build(fusion: str, visual: int = 16):
+        return with_fusion(create_model("resnet20", num_classes=0), num_classes=2, feature_dim=8,
+                           visual_dim=visual, fusion=fusion)
+
+    assert build("concat").num_features == 24
+    assert build("bilinear").num_features == 16
+    assert build("add", 8).num_features == 8
+
+
+def test_add_needs_equal_sizes():
+    with pytest.raises(UserError, match="visual_dim=8"):
+        with_fusion(create_model("resnet20", num_classes=0), num_classes=2, feature_dim=8, visual_dim=16,
+                    fusion="add")
+
+
+def test_fusion_wraps_a_multiscale_model_and_keeps_the_head_separate():
+    backbone = with_multiscale(create_model("resnet18", num_classes=0, stem="cifar"), num_classes=0, attention=True)
+    model = with_fusion(backbone, num_classes=1, feature_dim=3, fusion="concat")
+    assert model(torch.randn(2, 3, 16, 16), torch.randn(2, 3)).shape == (2, 1)
+    head = {id(p) for p in model.get_classifier().parameters()}
+    assert head and not head & {id(p) for p in model.backbone.parameters()}
