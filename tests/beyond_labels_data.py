@@ -61,7 +61,8 @@ def quality_manifest(root: Path, *, count: int = 320, size: int = 32, kinds: tup
         rows.append([f"images/{name}", round(float(scores[i]), 3)])
     mean, std = float(np.mean(scores)), float(np.std(scores))
     n_train, n_val = int(split[0] * count), int(split[1] * count)
-    sets = ["train"] * n_train + ["val"] * n_val + ["test"] * (count - n_train - n_val)
+    # KonIQ-10k's own spelling of its splits
+    sets = ["training"] * n_train + ["validation"] * n_val + ["test"] * (count - n_train - n_val)
     body = [[name, mos, round((mos - mean) / std, 4), s] for (name, mos), s in zip(rows, sets)]
     return _write_csv(root / "koniq.csv", ["image_name", "MOS", "MOS_zscore", "set"], body)
 

@@ -118,8 +118,8 @@ def test_missing_images_are_skipped_files(pics: Path, cfg, log) -> None:
 @pytest.mark.parametrize("header, row, settings, message", [
     (["img", "label"], ["img/p00.png", "a"], {},
      r"column 'image' \(data.image_column\) not found \(did you mean 'img'\?\); columns: img, label"),
-    (["image", "label", "part"], ["img/p00.png", "a", "training"], {"split_column": "part"},
-     r"line 2: column 'part' has 'training'; use train, val or test"),
+    (["image", "label", "part"], ["img/p00.png", "a", "holdout"], {"split_column": "part"},
+     r"line 2: column 'part' has 'holdout'; use train, val or test"),
     (["image", "label"], ["img/p00.png", "tall"], {"task": "regression"},
      r"line 2: column 'label' value 'tall' is not a number"),
     (["image", "label", "w"], ["img/p00.png", "a", "heavy"], {"feature_columns": ["w"]},

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
+import resnetlab
 from beyond_labels_data import digit_images, write_manifest
 from resnetlab.config import build_config
 from resnetlab.data.sources import load_data
-from resnetlab.cli.main import main
 
 FRAMES = 8
 
@@ -58,7 +58,7 @@ def test_clip_accuracy_is_reported_beside_frame_accuracy_and_can_be_monitored(fr
     runs = root / "runs"
     command = [sys.executable, "-m", "resnetlab", "train", *_data_overrides(root, manifest),
                "model.name=resnet20", "optim.name=adam", "optim.lr=2e-3", "optim.weight_decay=0",
-               "train.batch_size=32", "train.epochs=3", "train.threads=1", "train.precision=fp32",
+               "train.batch_size=32", "train.epochs=6", "train.threads=1", "train.precision=fp32",
                "train.monitor=val/clip_accuracy", f"output.dir={runs}", "output.name=clips",
                "output.progress=false", "output.plots=false", "output.tensorboard=false"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -71,12 +71,12 @@ def test_clip_accuracy_is_reported_beside_frame_accuracy_and_can_be_monitored(fr
     for split in ("val", "test"):
         scalars = metrics[split]["scalars"]
         assert {"accuracy", "mpca", "clip_accuracy", "clip_mpca"} <= set(scalars)
-        assert scalars["clip_accuracy"] > 0.6, scalars  # chance is 0.2
+        assert scalars["clip_accuracy"] >= 0.8, scalars  # chance is 0.2; measured 1.0 (frames 0.90-0.93)
     history = json.loads((run / "history.json").read_text())
     assert all("val/clip_accuracy" in row for row in history)
     report = (run / "report.md").read_text()
     assert "| clip_accuracy |" in report and "| clip_mpca |" in report
 
-    assert main(["eval", str(run), "--split", "test"]) == 0
-    evaluated = json.loads((run / "eval-test" / "metrics.json").read_text())["scalars"]
-    assert evaluated["clip_accuracy"] == pytest.approx(metrics["test"]["scalars"]["clip_accuracy"])
+    evaluated = resnetlab.evaluate(run, split="test")  # the Python face of resnetlab eval
+    assert evaluated.scalars["clip_accuracy"] == pytest.approx(metrics["test"]["scalars"]["clip_accuracy"])
+    assert "clip_accuracy" in json.loads((run / "eval-test" / "metrics.json").read_text())["scalars"]

@@ -53,6 +53,9 @@ def test_fusion_beats_the_image_alone_when_the_label_needs_both(xor_data, fused)
     image_only = _train(root, manifest, "image_only")
     assert fused.test["accuracy"] >= 0.9, fused.history
     assert fused.test["accuracy"] >= image_only.test["accuracy"] + 0.25, (fused.test, image_only.test)
+    # an image-only model predicts a folder (the Python face of resnetlab predict)
+    folder = resnetlab.predict(image_only.run_dir, [root / "digits"], out=root / "image_only.csv")
+    assert folder.count == 1797 and not folder.skipped
 
     # predict takes the side features from a CSV and standardizes them with the training statistics
     out = root / "pred.csv"
@@ -93,3 +96,17 @@ def test_add_with_unequal_sizes_is_a_one_line_error(xor_data, capsys):
                  "model.visual_dim=8", f"output.dir={root / 'runs'}"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "model.visual_dim=2" in err and len(err.splitlines()) == 1
+
+
+def test_eval_on_new_data_standardizes_features_with_the_training_statistics(xor_data, fused):
+    root, manifest = xor_data
+    with open(manifest, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # The same test images as "val"; a "train" split of positive flags only, whose statistics differ.
+    moved = [[r["image"], r["label"], r["flag"], r["noise"], "val"] for r in rows if r["split"] == "test"]
+    moved += [[r["image"], r["label"], r["flag"], r["noise"], "train"] for r in rows
+              if r["split"] == "train" and float(r["flag"]) > 0]
+    new = write_manifest(root / "moved.csv", ["image", "label", "flag", "noise", "split"], moved)
+    result = resnetlab.evaluate(fused.run_dir, overrides=[f"data.source={new}"], split="val",
+                                out_dir=root / "moved-eval")
+    assert result.scalars["accuracy"] == pytest.approx(fused.test["accuracy"])

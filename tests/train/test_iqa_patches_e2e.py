@@ -67,9 +67,37 @@ def test_eval_and_predict_score_images_like_training_did(iqa, capsys):
     with open(manifest, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(predicted) == len(rows)
-    val = [r for r in rows if r["set"] == "val"]
+    val = [r for r in rows if r["set"] == "validation"]
     srcc = stats.spearmanr([predicted[Path(r["image_name"]).stem] for r in val], [float(r["MOS"]) for r in val])
     # the same decoding, the same patches, the same mean: predict agrees with the validation SRCC
     assert srcc.statistic == pytest.approx(trained["srcc"], abs=1e-3)
     scores = np.array(list(predicted.values()))
     assert 0 < np.median(scores) < 100  # mapped back from normalized targets to the MOS scale
+
+
+def test_patch_runs_resume_bit_for_bit(tmp_path):
+    """Patch positions are part of the resumable state: 1 + resume + 1 epochs equal 2 straight."""
+    import torch
+
+    import resnetlab
+    from resnetlab.train.checkpoint import load_checkpoint
+
+    common = ["preset=test", f"output.dir={tmp_path}", "train.epochs=2", "train.threads=1", "data.image_size=12",
+              "patches.size=8", "patches.train_num=2", "patches.test_num=4", "patches.test_random=true"]
+    straight = resnetlab.train(overrides=[*common, "output.name=straight"])
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_one(row):
+        if row["epoch"] == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        resnetlab.train(overrides=[*common, "output.name=resumed", "train.checkpoint_steps=1"],
+                        callbacks=[stop_after_one])
+    resumed = resnetlab.train(overrides=[*common, "output.name=resumed", "train.checkpoint_steps=1",
+                                         "train.resume=auto"])
+    a, b = load_checkpoint(straight.run_dir / "last.pt"), load_checkpoint(resumed.run_dir / "last.pt")
+    assert all(torch.equal(value, b["model"][key]) for key, value in a["model"].items())
+    assert [r["val/accuracy"] for r in straight.history] == [r["val/accuracy"] for r in resumed.history]

@@ -30,18 +30,24 @@ def test_variant_trains_evaluates_predicts_and_summarizes(tmp_path, variant, cap
     assert main(["predict", str(run), str(tmp_path / "digits"), "--out", str(out)]) == 0
     with open(out, newline="") as handle:
         assert len(list(csv.DictReader(handle))) == len(names)
-    capsys.readouterr()
-    assert main(["summary", str(run)]) == 0
-    table = capsys.readouterr().out
-    assert ("se" in table if "model.attention=blocks" in variant else "MultiScaleResNet" in table)
+    totals = []
+    for target in ([str(run)], ["resnet20", "--image-size", "16", "--in-channels", "1", "--num-classes", "10"]):
+        capsys.readouterr()
+        assert main(["summary", *target]) == 0
+        totals.append(_total_params(capsys.readouterr().out))
+    assert totals[0] > totals[1]  # the variant's extra layers are in the saved model
+
+
+def _total_params(text: str) -> int:
+    line = next(line for line in text.splitlines() if line.startswith("Total params"))
+    return int(line.split(":")[1].replace(",", ""))
 
 
 def test_summary_counts_the_parameters_each_variant_adds(capsys):
     totals = []
     for flags in ([], ["--multiscale"], ["--multiscale", "--attention", "fused"]):
         assert main(["summary", "resnet50", "--image-size", "64", *flags]) == 0
-        line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("Total params"))
-        totals.append(int(line.split(":")[1].replace(",", "")))
+        totals.append(_total_params(capsys.readouterr().out))
     # plain ResNet-50; + a 3840-wide classifier over all four stages; + SE (3840 -> 240 -> 3840)
     assert totals == [25_557_032, 27_349_032, 29_196_312]
 
@@ -50,7 +56,7 @@ def test_builtin_iqa_ablation_study_runs_its_three_variants(tmp_path):
     manifest = quality_manifest(tmp_path, count=96)
     code = main(["study", "iqa_variants", f"data.source={manifest}", "data.image_size=32",
                  f"data.cache_dir={tmp_path / 'cache'}", "model.name=resnet20", "model.pretrained=none",
-                 "model.stem=cifar", "patches.size=24", "patches.train_num=2", "patches.test_num=4",
+                 "model.stem=cifar", "data.normalize_target=false", "patches.size=24", "patches.train_num=2", "patches.test_num=4",
                  "train.epochs=1", "train.batch_size=32", *QUIET, f"output.dir={tmp_path / 'runs'}"])
     assert code == 0
     results = json.loads(next((tmp_path / "runs").rglob("all_results.json")).read_text())
