@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resnetlab import api
+import resnetlab.api.training as api
 from resnetlab.cli.main import main
 from resnetlab.config import load_config
 

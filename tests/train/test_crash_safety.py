@@ -91,7 +91,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
             value = self.fn(outputs, targets)
             return value * float("nan") if calls["n"] == 7 else value
 
-    import resnetlab.api as api
+    import resnetlab.api.training as api
 
     original = api.classification_loss
     monkeypatch.setattr(api, "classification_loss", lambda **kw: PoisonedLoss(original(**kw)))

@@ -45,7 +45,7 @@ def test_extra_terms_are_added_to_cross_entropy_only_when_weighted():
 
 
 def test_balanced_class_weights_make_every_class_weigh_the_same():
-    from resnetlab.api import _class_weights
+    from resnetlab.api.assemble import balanced_class_weights as _class_weights
     from resnetlab.data.bundle import Split
 
     targets = np.array([0] * 90 + [1] * 10)

@@ -1,0 +1,318 @@
+"""From the validated config to the typed pieces a run is made of: model, task, loaders, checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from resnetlab.config import Config
+from resnetlab.config.schema import ModelConfig
+from resnetlab.data.bundle import Split
+from resnetlab.data.loader import BatchLoader
+from resnetlab.errors import UserError
+from resnetlab.evaluate.inference import Outputs
+from resnetlab.evaluate.metrics import classification_metrics
+from resnetlab.evaluate.regression_metrics import regression_metrics
+from resnetlab.models import create_model, load_pretrained, load_weights_file
+from resnetlab.train.device import (
+    resolve_device,
+    resolve_precision,
+)
+from resnetlab.train.distributed import DistInfo, gather_objects
+from resnetlab.train.loop import StagePlan
+
+
+def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_size: int,
+                feature_dim: int = 0) -> nn.Module:
+    """The adapter from config to the model factories' keyword arguments.
+
+    ``image_size`` is what the network sees (the patch size under patch sampling);
+    ``feature_dim`` the number of side-feature columns a fusion model takes.
+    """
+    # ImageNet weights were learned with the 7x7 stem, so auto keeps it when they are loaded.
+    small = image_size <= 64 and cfg.pretrained == "none" and not cfg.weights
+    stem = cfg.stem if cfg.stem != "auto" else ("cifar" if small else "imagenet")
+    kwargs: dict[str, Any] = {"num_classes": num_outputs, "in_channels": in_channels,
+                              "zero_init_residual": cfg.zero_init_residual, "drop_rate": cfg.drop_rate}
+    if not cfg.name.startswith("resnet") or cfg.name in ("resnet18", "resnet34", "resnet50", "resnet101",
+                                                        "resnet152"):
+        kwargs["stem"] = stem
+    if cfg.attention == "blocks":
+        kwargs["block_attention"] = True
+    model = create_model(cfg.name, **kwargs)
+    if cfg.pretrained == "imagenet":
+        load_pretrained(model, arch=cfg.name)
+    if cfg.weights:
+        load_weights_file(model, cfg.weights)
+    if cfg.multiscale or cfg.attention == "fused":
+        from resnetlab.models import with_multiscale
+
+        model = with_multiscale(model, num_classes=num_outputs, project_dim=cfg.multiscale_dim,
+                                attention=cfg.attention == "fused")
+    if cfg.fusion != "none":
+        from resnetlab.models import with_fusion
+
+        model = with_fusion(model, num_classes=num_outputs, feature_dim=feature_dim, visual_dim=cfg.visual_dim,
+                            fusion=cfg.fusion, drop_rate=cfg.drop_rate)
+    return model
+
+
+
+def input_size(cfg: Config, image_size: int) -> int:
+    """The network's input size: the patch size when patches are cut, else the cached image size."""
+    return cfg.patches.size or image_size
+
+
+
+def for_eval(model: nn.Module, cfg: Config) -> nn.Module:
+    """The model as evaluated: with patch sampling, the mean over ``patches.test_num`` patches per image."""
+    if not cfg.patches.size:
+        return model
+    from resnetlab.data.patches import PatchAverage
+
+    return PatchAverage(model, size=cfg.patches.size, count=cfg.patches.test_num, random=cfg.patches.test_random,
+                        seed=cfg.train.seed)
+
+
+
+def eval_batch_size(cfg: Config, batch_size: int) -> int:
+    # Each image becomes test_num patches, so fewer images per batch keep the memory the same.
+    return max(1, batch_size // cfg.patches.test_num) if cfg.patches.size else batch_size
+
+
+
+def monitor_key(cfg: Config) -> str:
+    # The schema's default monitor is a classification metric; regression ranks by SRCC (seed 004).
+    if cfg.data.task == "regression" and cfg.train.monitor == "val/accuracy":
+        return "val/srcc"
+    return cfg.train.monitor
+
+
+
+def stage_plans(cfg: Config) -> list[StagePlan]:
+    if not cfg.train.stages:
+        return [StagePlan(epochs=cfg.train.epochs, freeze=cfg.model.freeze, lr=cfg.optim.lr)]
+    return [StagePlan(epochs=s.epochs, freeze=s.freeze, lr=s.lr if s.lr is not None else cfg.optim.lr)
+            for s in cfg.train.stages]
+
+
+
+def validate_config(cfg: Config) -> None:
+    """Cross-field checks that no single field can make."""
+    for spec in [cfg.model.freeze] + [s.freeze for s in cfg.train.stages]:
+        if spec not in ("none", "backbone") and not (spec.startswith("stages:") and spec[7:].isdigit()):
+            raise UserError(f"model.freeze={spec} is not understood; use none, backbone or stages:N "
+                            "(stem plus the first N stages)")
+    if cfg.data.task == "regression" and (cfg.augment.mixup or cfg.augment.cutmix):
+        pass  # mixing regression targets is linear and well defined
+    if cfg.train.loss in ("mse", "l1", "smooth_l1") and cfg.data.task == "classification":
+        raise UserError(f"train.loss={cfg.train.loss} is a regression loss; use cross_entropy or set data.task=regression")
+    if cfg.train.loss == "cross_entropy" and cfg.data.task == "regression":
+        raise UserError("train.loss=cross_entropy needs classes; use mse, l1 or smooth_l1 with data.task=regression")
+    if len(cfg.optim.betas) != 2:
+        raise UserError(f"optim.betas takes two numbers, e.g. optim.betas=[0.9,0.999]; got {cfg.optim.betas}")
+    for key in ("resized_crop_scale", "resized_crop_ratio", "scale"):
+        value = getattr(cfg.augment, key)
+        if len(value) != 2 or value[0] > value[1] or value[0] <= 0:
+            raise UserError(f"augment.{key} takes [low, high] with 0 < low <= high; got {value}")
+    validate_beyond_labels(cfg)
+    validate_model_inputs(cfg)
+
+
+
+def validate_beyond_labels(cfg: Config) -> None:
+    """Patches, side-feature fusion and the class-only options of regression."""
+    p, m, d = cfg.patches, cfg.model, cfg.data
+    if not p.size and (p.train_num > 1 or p.test_num > 1 or p.test_random):
+        raise UserError("patches.train_num/test_num/test_random need patches.size (the patch side in pixels), "
+                        "e.g. patches.size=24")
+    if p.size > d.image_size:
+        raise UserError(f"patches.size={p.size} is larger than data.image_size={d.image_size}; lower patches.size "
+                        "or raise data.image_size")
+    if m.fusion != "none" and not d.feature_columns:
+        raise UserError(f"model.fusion={m.fusion} needs side features; set data.feature_columns to CSV columns, "
+                        "e.g. data.feature_columns=[x,y]")
+    if d.feature_columns and m.fusion == "none":
+        raise UserError(f"data.feature_columns={d.feature_columns} would be ignored with model.fusion=none; "
+                        "set model.fusion=concat (or bilinear, add)")
+    if m.fusion == "add" and m.visual_dim != len(d.feature_columns):
+        raise UserError(f"model.fusion=add needs model.visual_dim equal to the {len(d.feature_columns)} feature "
+                        f"columns (got {m.visual_dim}); set model.visual_dim={len(d.feature_columns)} or use concat")
+    if d.task == "regression":
+        used = [k for k, on in (("class_weights", cfg.train.class_weights != "none"),
+                                ("balanced_sampler", cfg.train.balanced_sampler),
+                                ("mpca_loss", cfg.train.mpca_loss > 0), ("accuracy_loss", cfg.train.accuracy_loss > 0))
+                if on]
+        if used:
+            raise UserError(f"train.{used[0]} needs classes; remove it or set data.task=classification")
+
+
+
+def validate_model_inputs(cfg: Config) -> None:
+    """What would otherwise fail only after the data is loaded: model name, weights, freeze specs, betas."""
+    import difflib
+
+    from resnetlab.models import get_pretrained, is_model, list_models
+
+    m = cfg.model
+    if not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
+        raise UserError(f"optim.betas takes two numbers in [0, 1), e.g. optim.betas=[0.9,0.999]; got {cfg.optim.betas}")
+    if not is_model(m.name):
+        close = difflib.get_close_matches(m.name, list_models(), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"model.name: unknown model '{m.name}'{hint}; resnetlab summary --list shows all")
+    if m.pretrained != "none":
+        get_pretrained(m.name, m.pretrained)
+    if m.weights and not Path(m.weights).expanduser().is_file():
+        raise UserError(f"model.weights: {m.weights} not found; give a .pt/.pth file (a state dict or a run's best.pt)")
+    if m.freeze != "none" and cfg.train.stages:
+        raise UserError(f"model.freeze={m.freeze} is ignored when train.stages is set; give each stage its "
+                        f"freeze, e.g. train.stages=[{{epochs: 1, freeze: {m.freeze}}}, {{epochs: 5}}]")
+    specs = [("model.freeze", m.freeze)] + [(f"train.stages[{i}].freeze", s.freeze)
+                                            for i, s in enumerate(cfg.train.stages)]
+    if any(spec.startswith("stages:") for _, spec in specs):
+        with torch.device("meta"):  # shapes only: no memory, no time
+            stages = len(create_model(m.name).get_stages())
+        for key, spec in specs:
+            if spec.startswith("stages:") and int(spec[7:]) > stages:
+                raise UserError(f"{key}={spec}: {m.name} has {stages} stages; use stages:0 to stages:{stages}, "
+                                "or backbone")
+
+
+
+@dataclass
+class Task:
+    """What the outputs mean: class logits or a (normalized) score."""
+
+    kind: str
+    class_names: list[str]
+    target_stats: tuple[float, float] | None = None
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.class_names) if self.kind == "classification" else 1
+
+    def encode_targets(self, targets: np.ndarray) -> np.ndarray:
+        if self.kind == "regression" and self.target_stats is not None:
+            mean, std = self.target_stats
+            return ((targets - mean) / std).astype(np.float32)
+        return targets
+
+    def decode_scores(self, outputs: np.ndarray) -> np.ndarray:
+        scores = outputs.reshape(-1)
+        if self.target_stats is not None:
+            mean, std = self.target_stats
+            scores = scores * std + mean
+        return scores
+
+    def metrics(self, outputs: np.ndarray, targets: np.ndarray,
+                groups: np.ndarray | None = None) -> tuple[dict[str, float], Any]:
+        """Named scalars and the full report (classification) or scores (regression).
+
+        With ``groups`` (the clip of each frame), clip-level ``clip_*`` scalars are added.
+        """
+        from resnetlab.evaluate.clips import clip_classification_metrics, clip_regression_metrics
+
+        if self.kind == "classification":
+            logits = torch.from_numpy(outputs)
+            loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(targets).long()))
+            report = classification_metrics(outputs, targets, class_names=self.class_names, loss=loss)
+            if groups is not None:
+                report.scalars.update(clip_classification_metrics(outputs, targets, groups))
+            return dict(report.scalars), report
+        scores = self.decode_scores(outputs)
+        truth = self.decode_scores(targets.astype(np.float64)) if self.target_stats else targets
+        loss = float(np.mean((outputs.reshape(-1) - targets.reshape(-1)) ** 2))
+        scalars = regression_metrics(scores, truth, loss=loss)
+        if groups is not None:
+            scalars.update(clip_regression_metrics(scores, truth, groups))
+        return dict(scalars), scores
+
+
+
+def make_loader(split: Split, task: Task, *, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0,
+            dist: DistInfo = DistInfo(), sample_weights: np.ndarray | None = None, repeat: int = 1) -> BatchLoader:
+    return BatchLoader(split.images, task.encode_targets(split.targets), batch_size=batch_size, device=device,
+                       shuffle=shuffle, drop_last=False, seed=seed, features=split.features,
+                       sample_weights=sample_weights, rank=dist.rank, world_size=dist.world_size, repeat=repeat)
+
+
+
+def clip_groups(split: Split, out: Outputs) -> np.ndarray | None:
+    """The clip of each output row of a frame manifest's split, else None."""
+    return None if split.groups is None else np.asarray(split.groups)[out.index]
+
+
+
+def balanced_sample_weights(split: Split, num_classes: int) -> np.ndarray:
+    counts = np.bincount(split.targets, minlength=num_classes).astype(np.float64)
+    return 1.0 / np.maximum(counts, 1)[split.targets]
+
+
+
+def balanced_class_weights(split: Split, num_classes: int, device: torch.device) -> torch.Tensor:
+    counts = np.bincount(split.targets, minlength=num_classes).astype(np.float64)
+    weights = len(split.targets) / (num_classes * np.maximum(counts, 1))
+    return torch.tensor(weights, dtype=torch.float32, device=device)
+
+
+
+def head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters that are new for the task: everything outside a wrapped backbone, else the classifier."""
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, nn.Module):
+        inside = {id(p) for p in backbone.parameters()}
+        return [p for p in model.parameters() if id(p) not in inside]
+    return list(model.get_classifier().parameters())
+
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    model = getattr(model, "module", model)  # DDP
+    return getattr(model, "_orig_mod", model)  # torch.compile
+
+
+
+def frozen_bn_train_mode(model: nn.Module, frozen_bn: list[nn.Module]) -> None:
+    model.train()
+    for module in frozen_bn:
+        module.eval()
+
+
+
+def gather_outputs(out: Outputs, dist: DistInfo) -> Outputs:
+    """Outputs of every process, back in sample order: each sample counted exactly once."""
+    if not dist.enabled:
+        return out
+    parts = gather_objects((out.outputs, out.targets, out.index), dist)
+    outputs = np.concatenate([p[0] for p in parts])
+    targets = np.concatenate([p[1] for p in parts])
+    index = np.concatenate([p[2] for p in parts])
+    order = np.argsort(index, kind="stable")
+    return Outputs(outputs=outputs[order], targets=targets[order], index=index[order])
+
+
+
+def device_here(cfg: Config) -> tuple[torch.device, torch.dtype | None]:
+    """Device and autocast dtype to run a trained model on this machine: the run's own settings where
+    they work here, else auto (a model trained on a GPU is evaluated on a laptop)."""
+    try:
+        device = resolve_device(cfg.train.device)
+    except UserError:
+        device = resolve_device("auto")
+    try:
+        return device, resolve_precision(cfg.train.precision, device)
+    except UserError:
+        return device, resolve_precision("auto", device)
+
+
+
+def short_list(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return f"[{shown}{', ...' if len(names) > limit else ''}] ({len(names)})"
+

@@ -1,0 +1,146 @@
+"""``predict`` images (folders, globs, CSVs of paths) into a CSV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from resnetlab.api.assemble import device_here, eval_batch_size, for_eval
+from resnetlab.api.trained import Trained, load_trained
+from resnetlab.data.augment import normalize
+from resnetlab.data.loader import BatchLoader
+from resnetlab.errors import UserError
+from resnetlab.evaluate.inference import run_model
+
+
+@dataclass
+class PredictResult:
+    path: Path
+    count: int
+    skipped: list[Any]
+
+
+
+def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image paths from folders (recursively), globs, files, or CSVs of paths."""
+    import csv
+    import glob
+
+    found: list[Path] = []
+    for item in inputs:
+        item = str(item)
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            with open(path, newline="") as handle:
+                rows = list(csv.reader(handle))
+            if not rows:
+                raise UserError(f"{path} is empty; give a CSV with an image-path column")
+            header = [h.strip().lower() for h in rows[0]]
+            column = next((header.index(c) for c in ("image", "path", "file", "filename", "id") if c in header), None)
+            body = rows[1:] if column is not None else rows
+            column = column or 0
+            found += [(path.parent / r[column]).resolve() if not Path(r[column]).is_absolute() else Path(r[column])
+                      for r in body if r]
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise UserError(f"no files match {item}; check the pattern (quote it, e.g. 'photos/*.jpg', "
+                                "so the shell leaves it to resnetlab)")
+            found += matches
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UserError(f"{item} not found; give image files, a folder, a glob in quotes or a CSV of paths")
+    if not found:
+        raise UserError(f"no images in {', '.join(map(str, inputs))}; give image files, a folder holding "
+                        "images, a glob or a CSV of paths")
+    return found
+
+
+
+def _check_output_file(path: Path, *, option: str) -> None:
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / 'predictions.csv'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot create its folder ({exc.strerror}); give a writable path") from None
+
+
+
+def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out: str | Path = "predictions.csv",
+            tta: bool = False, batch_size: int = 128) -> PredictResult:
+    """Predict every readable image; write ``id,label,<class probabilities>`` (regression: ``id,score``)."""
+    import csv
+
+    from resnetlab.data.bundle import BadFile
+    from resnetlab.data.decode import decode_image
+
+    trained = load_trained(run_or_checkpoint)
+    device, _ = device_here(trained.config)
+    _check_output_file(Path(out), option="--out")
+    features = None
+    if trained.uses_features:
+        paths, features = _feature_inputs(trained, inputs)
+    else:
+        paths = collect_images(inputs)
+    images, kept, rows, skipped = [], [], [], []
+    for row, path in enumerate(paths):
+        decoded = (decode_image(path, image_size=trained.image_size, channels=trained.channels)
+                   if path.is_file() else BadFile(str(path), "missing file"))
+        if isinstance(decoded, BadFile):
+            skipped.append(decoded)
+        else:
+            images.append(decoded)
+            kept.append(path)
+            rows.append(row)
+    if not images:
+        raise UserError(f"none of the {len(paths)} input file(s) is a readable image (first: {skipped[0].path}: "
+                        f"{skipped[0].reason}); give image files")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    task = trained.task
+    with open(out, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        if task.kind == "classification":
+            writer.writerow(["id", "label", *[f"prob_{name}" for name in task.class_names]])
+        else:
+            writer.writerow(["id", "score"])
+        if images:
+            array = np.stack(images)
+            loader = BatchLoader(array, np.zeros(len(array), dtype=np.int64), device=device,
+                                 batch_size=eval_batch_size(trained.config, batch_size),
+                                 features=None if features is None else features[rows])
+            result = run_model(for_eval(trained.model.to(device), trained.config), loader,
+                               prepare=lambda x: normalize(x, trained.mean, trained.std), tta=tta,
+                               uses_features=trained.uses_features)
+            if task.kind == "classification":
+                probs = torch.from_numpy(result.outputs).softmax(dim=1).numpy()
+                for path, row in zip(kept, probs):
+                    writer.writerow([path.stem, task.class_names[int(row.argmax())], *[f"{p:.6f}" for p in row]])
+            else:
+                for path, score in zip(kept, task.decode_scores(result.outputs)):
+                    writer.writerow([path.stem, f"{score:.6f}"])
+    return PredictResult(path=out, count=len(kept), skipped=skipped)
+
+
+
+def _feature_inputs(trained: Trained, inputs: Sequence[str | Path]) -> tuple[list[Path], np.ndarray]:
+    """A fusion model's inputs: one CSV with the image column and the trained feature columns."""
+    from resnetlab.data.feature_table import read_feature_table
+
+    data = trained.config.data
+    columns = ",".join([data.image_column, *data.feature_columns])
+    if len(inputs) != 1 or Path(inputs[0]).suffix.lower() != ".csv" or not Path(inputs[0]).is_file():
+        raise UserError(f"{trained.checkpoint} also takes side features; give one CSV with columns {columns} "
+                        f"instead of {', '.join(map(str, inputs))}")
+    paths, raw = read_feature_table(Path(inputs[0]), image_column=data.image_column,
+                                    feature_columns=list(data.feature_columns))
+    return paths, trained.standardize_features(raw)
+
