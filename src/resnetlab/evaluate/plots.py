@@ -111,7 +111,7 @@ def _as_probabilities(scores: np.ndarray) -> np.ndarray:
 def _mark_stages(axes: Sequence[plt.Axes], history: Sequence[dict[str, Any]]) -> None:
     """Dashed lines where the training stage changes (e.g. linear probe -> fine-tune)."""
     stages = [row.get("stage") for row in history]
-    if all(s is None for s in stages):
+    if len({s for s in stages if s is not None}) < 2:  # one stage: nothing to mark
         return
     epochs = _epochs(history)
     starts = [0] + [i for i in range(1, len(stages)) if stages[i] != stages[i - 1]]
@@ -122,7 +122,7 @@ def _mark_stages(axes: Sequence[plt.Axes], history: Sequence[dict[str, Any]]) ->
                 ax.axvline(x, color="0.5", linestyle="--", linewidth=0.8)
         if stages[start] is not None:
             axes[0].text(
-                x, 1.0, f" {stages[start]}", transform=axes[0].get_xaxis_transform(),
+                x, 1.0, f" stage {stages[start]}", transform=axes[0].get_xaxis_transform(),
                 va="bottom", ha="left", fontsize=8, color="0.35",
             )
 
@@ -318,7 +318,8 @@ def plot_per_class_accuracy(
     ax.set_xlim(0, 1.18)  # room for the value labels right of a perfect bar
     ax.set_xlabel("accuracy (recall)")
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    # Below the axes: inside, it would cover the value labels of the worst classes.
+    ax.legend(loc="upper right", bbox_to_anchor=(1.0, -0.12), fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
@@ -340,7 +341,7 @@ def plot_confused_pairs(
     ax.barh(positions, counts, color="tab:orange", height=0.7)
     for y, (true, _, c) in zip(positions, pairs):
         share = c / support[true] if support[true] else 0.0
-        ax.text(c, y, f" {c} ({share:.0%} of {_short(true, 20)})", va="center", fontsize=8)
+        ax.text(c, y, f" {c} ({share:.0%} of class {_short(true, 20)})", va="center", fontsize=8)
     ax.set_yticks(positions,
                   labels=[f"{_short(t, 22)} → {_short(p, 22)}" for t, p, _ in pairs], fontsize=9)
     ax.set_xlim(0, max(counts) * 1.35)  # room for the annotations
@@ -416,7 +417,7 @@ def plot_misclassified_grid(
         f"Most confident mistakes: {shown} of {wrong.size} misclassified ({n} images)",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.5)  # room for each row's titles
     return _save(fig, path)
 
 
