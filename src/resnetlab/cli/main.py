@@ -11,12 +11,7 @@ import traceback
 from typing import NoReturn, Sequence
 
 from resnetlab import __version__
-from resnetlab.cli import commands, study_commands
-
-try:  # the HOG+SVM baseline's command arrives with its module
-    from resnetlab.cli import baseline_commands
-except ImportError:  # pragma: no cover
-    baseline_commands = None
+from resnetlab.cli import baseline_commands, commands, study_commands
 from resnetlab.errors import UserError
 
 OVERRIDES_HELP = "config overrides: preset=NAME, config=FILE.yaml, section.key=value (resnetlab config --keys lists them)"
@@ -93,8 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.show_config)
 
     study_commands.register(sub, common)
-    if baseline_commands is not None:
-        baseline_commands.register(sub, common)
+    baseline_commands.register(sub, common)
     return parser
 
 

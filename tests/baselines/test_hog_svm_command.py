@@ -1,0 +1,40 @@
+"""The HOG+SVM baseline from the command line: a normal run folder, accuracy far above chance."""
+
+import json
+
+import numpy as np
+import pytest
+
+from resnetlab.cli.main import main
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_baseline_on_digits_writes_a_run_folder(tmp_path, kernel):
+    assert main(["baseline", "hog-svm", "data.source=digits", "data.image_size=16", "--kernel", kernel,
+                 "--out", str(tmp_path), "--name", kernel, "--workers", "1"]) == 0
+    run = tmp_path / kernel
+    for name in ("config.yaml", "metrics.json", "final_results.json", "report.md", "data_summary.json"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["scalars"]["accuracy"] > 0.9  # 10 classes: chance is 0.1
+    share = metrics["test"]["scalars"]["feature_zero_share"]
+    assert 0.0 <= share <= 1.0
+    assert list((run / "plots").glob("confusion_matrix*.png"))
+    assert "hog-svm" in (run / "config.yaml").read_text()
+
+
+def test_zero_share_is_the_fraction_of_zero_features():
+    from resnetlab.baselines.hog import zero_share
+
+    features = np.array([[0.0, 1.0, 0.0, 2.0], [0.0, 0.0, 3.0, 4.0]])
+    assert zero_share(features) == pytest.approx(4 / 8)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--C", "0"], "C=0.0 must be a number > 0"),
+    (["--pixels-per-cell", "64"], "pixels"),
+])
+def test_bad_parameters_are_one_line_errors(tmp_path, capsys, args, message):
+    code = main(["baseline", "hog-svm", "data.source=digits", "data.image_size=16", "--out", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
