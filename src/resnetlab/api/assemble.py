@@ -108,8 +108,6 @@ def validate_config(cfg: Config) -> None:
         if spec not in ("none", "backbone") and not (spec.startswith("stages:") and spec[7:].isdigit()):
             raise UserError(f"model.freeze={spec} is not understood; use none, backbone or stages:N "
                             "(stem plus the first N stages)")
-    if cfg.data.task == "regression" and (cfg.augment.mixup or cfg.augment.cutmix):
-        pass  # mixing regression targets is linear and well defined
     if cfg.train.loss in ("mse", "l1", "smooth_l1") and cfg.data.task == "classification":
         raise UserError(f"train.loss={cfg.train.loss} is a regression loss; use cross_entropy or set data.task=regression")
     if cfg.train.loss == "cross_entropy" and cfg.data.task == "regression":
@@ -269,12 +267,6 @@ def head_parameters(model: nn.Module) -> list[nn.Parameter]:
         inside = {id(p) for p in backbone.parameters()}
         return [p for p in model.parameters() if id(p) not in inside]
     return list(model.get_classifier().parameters())
-
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    model = getattr(model, "module", model)  # DDP
-    return getattr(model, "_orig_mod", model)  # torch.compile
 
 
 

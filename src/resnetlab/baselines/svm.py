@@ -1,14 +1,18 @@
-"""The SVM on HOG features: standardize, then a linear SVM or an approximate RBF SVM.
+"""The SVM on HOG features: standardize, then a linear SVM, or PCA and an exact RBF SVM.
 
-"rbf" maps the standardized features through a Nystroem approximation of the RBF kernel
-(`n_components` landmark images) and trains a linear SVM there. An exact `SVC` scales with
-the square of the training set (tens of minutes on Fashion-MNIST's 54,000 images on two
-cores, and slow to predict); the approximation keeps training and prediction linear in N.
-See the README's HOG+SVM section for the measured accuracy cost against an exact SVC.
+"rbf" projects the standardized features on their first `pca_components` principal axes and
+fits an exact RBF `SVC` there. On Fashion-MNIST HOG (3060 features, 20,000 training images,
+full test set) this took 18 s instead of 13 min for an SVC on all features, and scored 0.9095
+instead of 0.9044: the discarded components are mostly noise to the kernel. On all 54,000
+training images the PCA route trains in about a minute on two cores; see the README section.
 
-Scores are the one-vs-rest decision values, shape (N, K): their argmax is the prediction and
-their order ranks classes for top-5. A softmax of them is used where probabilities are
-wanted (plots); it is a monotone squashing for display, not a calibrated probability.
+"linear" is `LinearSVC` on the standardized features (no PCA: a linear model gains nothing
+from fewer dimensions but speed).
+
+Scores are decision values, shape (N, K): SVC's one-vs-rest shape (votes plus a bounded
+confidence), LinearSVC's margins. Their argmax is the prediction and their order ranks the
+classes for top-5; a softmax of them is drawn where plots want probabilities. That softmax is
+a monotone squashing for display, not a calibrated probability.
 """
 
 from __future__ import annotations
@@ -17,36 +21,44 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.kernel_approximation import Nystroem
+from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
+from sklearn.svm import SVC, LinearSVC
 
 from resnetlab.errors import UserError
 
 KERNELS = ("linear", "rbf")
+# Chosen on Fashion-MNIST's validation split (54,000 training images): C=5/10/20 for the RBF
+# SVC scored 0.9165/0.9183/0.9187; LinearSVC at C=0.001 scored 0.9037 (larger C stops converging).
+DEFAULT_C = {"rbf": 10.0, "linear": 0.001}
 
 
 @dataclass(frozen=True)
 class SvmParams:
-    """`gamma` None means 1 / D, which on standardized features is sklearn's gamma="scale"."""
+    """`C` None takes the kernel's default; `gamma` None is sklearn's "scale" (1 / (D · var))."""
 
     kernel: str = "rbf"
-    C: float = 10.0
+    C: float | None = None
     gamma: float | None = None
-    n_components: int = 4000
+    pca_components: int = 100
     max_iter: int = 2000
     seed: int = 0
+
+    @property
+    def resolved_C(self) -> float:
+        return DEFAULT_C[self.kernel] if self.C is None else float(self.C)
 
     def validate(self) -> None:
         if self.kernel not in KERNELS:
             raise UserError(f"SVM kernel={self.kernel!r} is not known; use one of {', '.join(KERNELS)}")
-        if not _positive(self.C):
+        if self.C is not None and not _positive(self.C):
             raise UserError(f"SVM C={self.C!r} must be a number > 0 (larger C fits the training data harder)")
         if self.gamma is not None and not _positive(self.gamma):
-            raise UserError(f"SVM gamma={self.gamma!r} must be a number > 0, or unset for 1/features")
-        if isinstance(self.n_components, bool) or not isinstance(self.n_components, int) or self.n_components < 1:
-            raise UserError(f"SVM n_components={self.n_components!r} must be a whole number >= 1")
+            raise UserError(f"SVM gamma={self.gamma!r} must be a number > 0, or unset for sklearn's 'scale'")
+        if (isinstance(self.pca_components, bool) or not isinstance(self.pca_components, int)
+                or self.pca_components < 1):
+            raise UserError(f"SVM pca_components={self.pca_components!r} must be a whole number >= 1")
 
 
 def _positive(value: object) -> bool:
@@ -57,42 +69,31 @@ def _positive(value: object) -> bool:
 def build_svm(params: SvmParams, *, num_features: int, num_samples: int) -> Pipeline:
     """The unfitted pipeline for `num_samples` training vectors of `num_features` each."""
     params.validate()
-    steps: list = [StandardScaler()]
-    if params.kernel == "rbf":
-        gamma = params.gamma if params.gamma is not None else 1.0 / num_features
-        # More landmarks than samples adds nothing: the kernel matrix has rank <= N.
-        steps.append(Nystroem(kernel="rbf", gamma=gamma, n_components=min(params.n_components, num_samples),
-                              random_state=params.seed))
-    # The primal solver suits N > D; the dual one is faster when there are fewer samples than dimensions.
-    dimensions = num_features if params.kernel == "linear" else min(params.n_components, num_samples)
-    steps.append(LinearSVC(C=params.C, dual=num_samples <= dimensions, max_iter=params.max_iter,
-                           random_state=params.seed))
-    return make_pipeline(*steps)
+    if params.kernel == "linear":
+        # liblinear's dual solver converged in ~250 passes at C=0.001 on 54,000 x 3060 HOG; the
+        # primal one is the faster choice only when samples far outnumber dimensions.
+        return make_pipeline(StandardScaler(), LinearSVC(C=params.resolved_C, dual=num_samples < 50 * num_features,
+                                                         max_iter=params.max_iter, random_state=params.seed))
+    # PCA cannot keep more components than samples or features.
+    components = min(params.pca_components, num_features, num_samples)
+    return make_pipeline(StandardScaler(), PCA(n_components=components, random_state=params.seed),
+                         SVC(kernel="rbf", C=params.resolved_C, gamma=params.gamma or "scale",
+                             cache_size=1000, max_iter=-1, random_state=params.seed))
 
 
-def fit_svm(features: np.ndarray, targets: np.ndarray, params: SvmParams) -> tuple[Pipeline, np.ndarray]:
-    """Fit on (N, D) features and (N,) class ids; returns the pipeline and the training scores.
-
-    The steps are fitted one by one so the transformed training matrix, already computed,
-    gives the training scores for free (a second Nystroem pass over N images is not).
-    """
+def fit_svm(features: np.ndarray, targets: np.ndarray, params: SvmParams) -> Pipeline:
+    """Fit on (N, D) features and (N,) integer class ids; needs at least two classes."""
     classes = np.unique(targets)
     if len(classes) < 2:
         raise UserError(f"the training split holds {len(classes)} class; an SVM needs at least 2")
     model = build_svm(params, num_features=features.shape[1], num_samples=len(features))
-    transformed = features
-    for _, step in model.steps[:-1]:
-        transformed = step.fit_transform(transformed, targets)
-    svm = model.steps[-1][1].fit(transformed, targets)
-    return model, _scatter(svm.decision_function(transformed), svm.classes_, int(classes.max()) + 1)
+    return model.fit(features, targets)
 
 
 def decision_scores(model: Pipeline, features: np.ndarray, *, num_classes: int) -> np.ndarray:
     """(N, num_classes) decision values; classes missing from training get the lowest score."""
-    return _scatter(model.decision_function(features), model.classes_, num_classes)
-
-
-def _scatter(raw: np.ndarray, classes: np.ndarray, num_classes: int) -> np.ndarray:
+    raw = model.decision_function(features)
+    classes = model.classes_
     if raw.ndim == 1:  # a two-class SVM returns one signed margin, positive for classes_[1]
         raw = np.stack([-raw, raw], axis=1)
     if len(classes) == num_classes:

@@ -15,7 +15,7 @@ DATA_HELP = ("data.* overrides, e.g. data.source=fashion-mnist (built-ins keep t
 def register(subparsers: argparse._SubParsersAction, common_parent: argparse.ArgumentParser) -> None:
     """Add ``baseline`` with its sub-commands; `common_parent` carries the shared --debug."""
     from resnetlab.baselines.hog import HogParams
-    from resnetlab.baselines.svm import KERNELS, SvmParams
+    from resnetlab.baselines.svm import DEFAULT_C, KERNELS, SvmParams
 
     # main.py's add_parser may already add the common parent; the leaves add it themselves.
     p = subparsers.add_parser("baseline", help="classical baselines (HOG+SVM) as comparable run folders")
@@ -28,17 +28,22 @@ def register(subparsers: argparse._SubParsersAction, common_parent: argparse.Arg
                                      "and report.md for val and test like a training run.")
     q.add_argument("overrides", nargs="*", help=DATA_HELP)
     q.add_argument("--kernel", choices=KERNELS, default=svm.kernel,
-                   help=f"linear SVM, or RBF through a Nystroem approximation (default {svm.kernel})")
-    q.add_argument("--C", type=float, default=svm.C, help=f"SVM regularization, > 0 (default {svm.C:g})")
-    q.add_argument("--gamma", type=float, default=None, help="RBF width (default 1 / number of features)")
-    q.add_argument("--components", type=int, default=svm.n_components,
-                   help=f"Nystroem landmarks of the RBF approximation (default {svm.n_components})")
+                   help=f"linear SVM, or an RBF SVC on PCA-reduced features (default {svm.kernel})")
+    q.add_argument("--C", type=float, default=None,
+                   help=f"SVM regularization, > 0 (default {DEFAULT_C['rbf']:g} for rbf, {DEFAULT_C['linear']:g} for linear)")
+    q.add_argument("--gamma", type=float, default=None, help="RBF width (default sklearn's 'scale')")
+    q.add_argument("--pca", type=int, default=svm.pca_components, dest="pca_components",
+                   help=f"principal components kept before the RBF SVC (default {svm.pca_components})")
     q.add_argument("--orientations", type=int, default=hog.orientations,
                    help=f"HOG orientation bins (default {hog.orientations})")
     q.add_argument("--pixels-per-cell", type=int, default=hog.pixels_per_cell,
                    help=f"HOG cell side in pixels (default {hog.pixels_per_cell})")
     q.add_argument("--cells-per-block", type=int, default=hog.cells_per_block,
                    help=f"HOG block side in cells (default {hog.cells_per_block})")
+    q.add_argument("--smoothing", type=float, default=hog.smoothing,
+                   help=f"Gaussian blur sigma in pixels before HOG, 0 for none (default {hog.smoothing:g})")
+    q.add_argument("--offset-grid", action=argparse.BooleanOptionalAction, default=hog.offset_grid,
+                   help="add HOG on a grid offset by half a cell (default on)")
     q.add_argument("--workers", type=int, default=None, help="feature extraction processes (default: up to 2)")
     q.add_argument("--out", metavar="DIR", default="runs", help="folder that holds run folders (default runs)")
     q.add_argument("--name", help="run folder name (default hog-svm_<kernel>_C<C>_<timestamp>)")
@@ -49,9 +54,10 @@ def hog_svm(args: argparse.Namespace) -> int:
     from resnetlab.baselines.hog_svm import baseline_data_config, train_hog_svm
 
     data_cfg = baseline_data_config(args.overrides)
-    result = train_hog_svm(data_cfg, kernel=args.kernel, C=args.C, gamma=args.gamma, n_components=args.components,
-                           orientations=args.orientations, pixels_per_cell=args.pixels_per_cell,
-                           cells_per_block=args.cells_per_block, out_dir=args.out, name=args.name,
-                           workers=args.workers)
+    result = train_hog_svm(data_cfg, kernel=args.kernel, C=args.C, gamma=args.gamma,
+                           pca_components=args.pca_components, orientations=args.orientations,
+                           pixels_per_cell=args.pixels_per_cell, cells_per_block=args.cells_per_block,
+                           smoothing=args.smoothing, offset_grid=args.offset_grid, out_dir=args.out,
+                           name=args.name, workers=args.workers)
     print(f"run folder: {result.run_dir}")
     return 0
