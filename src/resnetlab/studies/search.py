@@ -464,7 +464,8 @@ def plot_optimization_history(study: optuna.Study, spec: SearchSpec, *, path: Pa
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    # One temporary name per process: workers that finish together each write their own.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     fig.savefig(tmp, dpi=130, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
