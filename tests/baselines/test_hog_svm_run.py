@@ -130,7 +130,8 @@ def test_builtins_keep_their_native_size_unless_told():
 @pytest.mark.slow
 @pytest.mark.skipif(not FASHION.is_dir(), reason=f"Fashion-MNIST not installed at {FASHION}")
 def test_fashion_mnist_reaches_the_published_accuracy(tmp_path):
-    """The defaults on 54,000 training images; about 3 minutes on two cores (features cached after)."""
-    result = train_hog_svm(baseline_data_config(["data.source=fashion-mnist"]), out_dir=tmp_path,
+    """The defaults on 54,000 training images: about 2 minutes on two cores, 3.4 GB peak memory."""
+    # data.cache=memory: the cold path, and no 1 GB feature cache left in the home folder.
+    result = train_hog_svm(baseline_data_config(["data.source=fashion-mnist", "data.cache=memory"]), out_dir=tmp_path,
                            log=lambda line: None)
     assert result.test["accuracy"] >= 0.921  # published HOG+SVM: 0.926
