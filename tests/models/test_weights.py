@@ -175,7 +175,7 @@ def test_not_a_state_dict(tmp_path):
         load_weights_file(create_model("resnet18"), path)
     text = tmp_path / "notes.pth"
     text.write_text("not a checkpoint")
-    with pytest.raises(UserError, match="is not a PyTorch file"):
+    with pytest.raises(UserError, match="not a PyTorch file"):
         load_weights_file(create_model("resnet18"), text)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from torch import Tensor, nn
 from resnetlab.errors import UserError
 from resnetlab.models.attention import SqueezeExcite
 from resnetlab.models.registry import create_model, is_model
+from resnetlab.safe_load import load_tensors
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -118,16 +118,8 @@ def load_weights_file(model: nn.Module, path: str | os.PathLike[str]) -> nn.Modu
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file '{path}' does not exist; check the path")
-    try:
-        # weights_only refuses pickled code, so an untrusted file cannot run anything
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a damaged file fails in many ways: KeyError, BadZipFile, UnpicklingError...
-        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(err))
-        if found:
-            raise UserError(f"weights file '{path}' was refused: it holds objects other than tensors "
-                            f"({found.group(1)}); only load weights you trust, saved as a state dict") from err
-        raise UserError(f"weights file '{path}' is not a PyTorch file ({type(err).__name__}); "
-                        "pass a state dict saved with torch.save or a run's best.pt") from err
+    obj = load_tensors(path, what=f"weights file '{path}'",
+                       advice="pass a state dict saved with torch.save or a run's best.pt")
     _load(model, _as_state_dict(obj, where=str(path)), where=str(path), arch=None)
     return model
 

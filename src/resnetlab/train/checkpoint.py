@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import torch
 
 from resnetlab.errors import UserError
+from resnetlab.safe_load import load_tensors
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -43,7 +42,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with ``weights_only=True``: tensors and plain containers only, never code."""
+    """Load a checkpoint file, or a run folder's best.pt (else last.pt); tensors and plain values only."""
     path = Path(path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -55,19 +54,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
                             "(e.g. runs/NAME) or a .pt checkpoint file")
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found; give a run folder or a .pt file")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # weights_only refuses any global it does not know: a crafted file cannot run code.
-        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(exc))
-        if found:
-            raise UserError(f"checkpoint {path} was refused: it holds objects other than tensors and plain "
-                            f"values ({found.group(1)}); only load checkpoints you trust") from None
-        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch file (unpickling failed); "
-                        "use another checkpoint (last.pt or best.pt)") from None
-    except Exception as exc:  # a damaged file fails in many ways: BadZipFile, RuntimeError, KeyError, EOFError...
-        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch file ({type(exc).__name__}); "
-                        "use another checkpoint (last.pt or best.pt)") from None
+    checkpoint = load_tensors(path, what=f"checkpoint {path}", map_location=map_location,
+                              advice="use another checkpoint (last.pt or best.pt)")
     if not isinstance(checkpoint, dict):
         raise UserError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
     return checkpoint
