@@ -43,3 +43,16 @@ def test_fusion_wraps_a_multiscale_model_and_keeps_the_head_separate():
     assert model(torch.randn(2, 3, 16, 16), torch.randn(2, 3)).shape == (2, 1)
     head = {id(p) for p in model.get_classifier().parameters()}
     assert head and not head & {id(p) for p in model.backbone.parameters()}
+
+
+def test_reset_classifier_gives_a_new_head_or_the_fused_vector():
+    model = with_fusion(create_model("resnet20", num_classes=0), num_classes=2, feature_dim=3, visual_dim=8)
+    images, features = torch.randn(2, 3, 12, 12), torch.randn(2, 3)
+    model.reset_classifier(5)
+    assert model(images, features).shape == (2, 5) and model.num_classes == 5
+    model.reset_classifier(0)  # a feature extractor: the fused vector itself
+    assert model(images, features).shape == (2, model.num_features)
+    with pytest.raises(UserError, match="num_classes -1 is not valid"):
+        model.reset_classifier(-1)
+    with pytest.raises(UserError, match="num_classes True is not valid"):
+        with_fusion(create_model("resnet20", num_classes=0), num_classes=True, feature_dim=3)

@@ -18,11 +18,12 @@ import torch
 from torch import Tensor, nn
 
 from resnetlab.errors import UserError
+from resnetlab.models.wrapped import WrappedBackbone, check_num_classes
 
 FUSIONS = ("concat", "bilinear", "add")
 
 
-class FusionModel(nn.Module):
+class FusionModel(WrappedBackbone):
     """``backbone`` (any model with the resnetlab face) plus side features, fused before the head.
 
     ``forward(images, features)`` takes images (N, C, H, W) and features (N, feature_dim).
@@ -42,6 +43,7 @@ class FusionModel(nn.Module):
                             f"{feature_dim} feature columns; set model.visual_dim={feature_dim} or use concat")
         if not 0.0 <= drop_rate < 1.0:
             raise UserError(f"drop_rate {drop_rate} is outside [0, 1); use e.g. 0.0 or 0.2")
+        check_num_classes(num_classes)
         backbone.reset_classifier(0)
         self.backbone = backbone
         self.fusion = fusion
@@ -54,22 +56,11 @@ class FusionModel(nn.Module):
         self.fc = self._make_classifier(num_classes)
 
     def _make_classifier(self, num_classes: int) -> nn.Module:
+        if num_classes == 0:
+            return nn.Identity()
         hidden = self.visual_dim
         return nn.Sequential(nn.Linear(self.num_features, hidden), nn.ReLU(inplace=True),
                              nn.Dropout(self.drop_rate), nn.Linear(hidden, num_classes))
-
-    def get_stem(self) -> list[nn.Module]:
-        return self.backbone.get_stem()
-
-    def get_stages(self) -> list[nn.Module]:
-        return self.backbone.get_stages()
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = self._make_classifier(num_classes)
 
     def forward_features(self, images: Tensor, features: Tensor) -> Tensor:
         visual = self.visual(self.backbone.forward_head(self.backbone.forward_features(images), pre_logits=True))

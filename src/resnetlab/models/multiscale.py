@@ -20,9 +20,10 @@ from torch import Tensor, nn
 
 from resnetlab.errors import UserError
 from resnetlab.models.attention import SqueezeExcite
+from resnetlab.models.wrapped import WrappedBackbone, check_num_classes
 
 
-class MultiScaleResNet(nn.Module):
+class MultiScaleResNet(WrappedBackbone):
     """Backbone + pooled features of every stage fused into one vector + classifier.
 
     The backbone's own classifier is removed (set to ``nn.Identity``): logits come from
@@ -37,8 +38,7 @@ class MultiScaleResNet(nn.Module):
                 raise TypeError(f"{type(backbone).__name__} lacks '{needed}', so it cannot be fused across scales")
         if num_classes is None:
             num_classes = backbone.num_classes
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise UserError(f"num_classes {num_classes!r} is not valid; use 0 for no classifier or a positive count")
+        check_num_classes(num_classes)
         if project_dim is not None and (isinstance(project_dim, bool) or not isinstance(project_dim, int)
                                         or project_dim < 1):
             raise UserError(f"project_dim {project_dim!r} is not valid; use a positive size such as 512, or None")
@@ -65,21 +65,6 @@ class MultiScaleResNet(nn.Module):
 
     def _make_classifier(self, num_classes: int) -> nn.Module:
         return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def get_stem(self) -> list[nn.Module]:
-        return self.backbone.get_stem()
-
-    def get_stages(self) -> list[nn.Module]:
-        return self.backbone.get_stages()
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise UserError(f"num_classes {num_classes!r} is not valid; use 0 for no classifier or a positive count")
-        self.num_classes = num_classes
-        self.fc = self._make_classifier(num_classes)
 
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         return self.backbone.forward_stages(x)
