@@ -5,17 +5,6 @@ from torch import nn
 from resnetlab.errors import UserError
 from resnetlab.models import MultiScaleResNet, create_model, with_multiscale
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors gain nothing from a second thread, and on a shared 2-core machine
-    # two threads contending with other jobs make these tests several times slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 R50_TRUNK = 25_557_032 - (2048 * 1000 + 1000)  # torchvision ResNet-50 without its fc
 
 

@@ -7,17 +7,6 @@ from torch import nn
 from resnetlab.errors import UserError
 from resnetlab.models import create_model, list_models
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors gain nothing from a second thread, and on a shared 2-core machine
-    # two threads contending with other jobs make these tests several times slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TORCHVISION_PARAMS = {
     "resnet18": 11_689_512,
     "resnet34": 21_797_672,

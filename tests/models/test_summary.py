@@ -5,16 +5,6 @@ from resnetlab.errors import UserError
 from resnetlab.models import create_model, freeze, summarize, with_multiscale
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors gain nothing from a second thread, and on a shared 2-core machine
-    # two threads contending with other jobs make these tests several times slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_resnet50_at_224_matches_published_size_and_cost():
     summary = summarize(create_model("resnet50"), input_size=(3, 224, 224))
     text = summary.format()
