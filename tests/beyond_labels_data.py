@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+def write_manifest(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    """A CSV with `header` and `rows`; returns `path`."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -64,7 +65,7 @@ def quality_manifest(root: Path, *, count: int = 320, size: int = 32, kinds: tup
     # KonIQ-10k's own spelling of its splits
     sets = ["training"] * n_train + ["validation"] * n_val + ["test"] * (count - n_train - n_val)
     body = [[name, mos, round((mos - mean) / std, 4), s] for (name, mos), s in zip(rows, sets)]
-    return _write_csv(root / "koniq.csv", ["image_name", "MOS", "MOS_zscore", "set"], body)
+    return write_manifest(root / "koniq.csv", ["image_name", "MOS", "MOS_zscore", "set"], body)
 
 
 def digit_images(root: Path, *, size: int = 16) -> tuple[list[str], np.ndarray]:
@@ -80,7 +81,3 @@ def digit_images(root: Path, *, size: int = 16) -> tuple[list[str], np.ndarray]:
         Image.fromarray((pixels * 255 / 16).astype(np.uint8)).resize((size, size), Image.BILINEAR).save(root / name)
         names.append(name)
     return names, digits.target.astype(np.int64)
-
-
-def write_manifest(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    return _write_csv(path, header, rows)

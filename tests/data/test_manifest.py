@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from beyond_labels_data import write_manifest
 from resnetlab.data.sources import load_data
 from resnetlab.errors import UserError
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture
@@ -34,7 +26,7 @@ def test_relative_paths_names_and_split_column(pics: Path, cfg, log) -> None:
     splits = ["train"] * 6 + ["val"] * 3 + ["TEST "] * 3
     rows = [[f"img/p{i:02d}.png", names[i % 3], splits[i]] for i in range(12)]
     rows.append([str(pics / "img" / "p00.png"), "red", "train"])  # an absolute path
-    path = _write_csv(pics / "m.csv", ["image", "label", "split"], rows)
+    path = write_manifest(pics / "m.csv", ["image", "label", "split"], rows)
     bundle = load_data(cfg(path, split_column="split"), log=log)
     assert bundle.class_names == ["blue", "green", "red"]
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (7, 3, 3)
@@ -47,7 +39,7 @@ def test_relative_paths_names_and_split_column(pics: Path, cfg, log) -> None:
 
 def test_features_are_standardized_with_train_statistics(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", i % 2, "train" if i < 8 else "val", i, 5.0] for i in range(12)]
-    path = _write_csv(pics / "m.csv", ["image", "label", "split", "age", "const"], rows)
+    path = write_manifest(pics / "m.csv", ["image", "label", "split", "age", "const"], rows)
     bundle = load_data(cfg(path, split_column="split", feature_columns=["age", "const"]), log=log)
     train_age = np.arange(8.0)
     mean, std = train_age.mean(), train_age.std()
@@ -68,7 +60,7 @@ def test_clips_are_ordered_thinned_and_kept_in_one_split(tmp_path: Path, image, 
             rows.append([name, f"clip{clip}", frame, "run" if clip % 2 else "walk"])
     rng = np.random.default_rng(0)
     rows = [rows[i] for i in rng.permutation(len(rows))]
-    path = _write_csv(tmp_path / "frames.csv", ["image", "clip", "t", "label"], rows)
+    path = write_manifest(tmp_path / "frames.csv", ["image", "clip", "t", "label"], rows)
     bundle = load_data(cfg(path, group_column="clip", order_column="t", frame_interval=2,
                            val_ratio=0.2, test_ratio=0.2), log=log)
     splits = (bundle.train, bundle.val, bundle.test)
@@ -84,14 +76,14 @@ def test_clips_are_ordered_thinned_and_kept_in_one_split(tmp_path: Path, image, 
 
 def test_clip_split_across_a_split_column_is_warned(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", "a", f"clip{i // 4}", "val" if i in (3, 8) else "train"] for i in range(12)]
-    path = _write_csv(pics / "m.csv", ["image", "label", "clip", "split"], rows)
+    path = write_manifest(pics / "m.csv", ["image", "label", "clip", "split"], rows)
     load_data(cfg(path, split_column="split", group_column="clip"), log=log)
     assert "warning: 2 clip(s) have frames both in train and in val/test (e.g. clip0)" in log.text()
 
 
 def test_regression_targets_and_stats(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", 1.5 * i, "train" if i < 9 else "test"] for i in range(12)]
-    path = _write_csv(pics / "r.csv", ["image", "label", "split"], rows)
+    path = write_manifest(pics / "r.csv", ["image", "label", "split"], rows)
     bundle = load_data(cfg(path, task="regression", split_column="split", val_ratio=0.0), log=log)
     assert bundle.class_names == [] and bundle.task == "regression"
     assert bundle.train.targets.dtype == np.float32
@@ -104,13 +96,13 @@ def test_regression_targets_and_stats(pics: Path, cfg, log) -> None:
 
 def test_numeric_labels_sort_as_numbers(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", [2, 10, 9][i % 3]] for i in range(12)]
-    path = _write_csv(pics / "n.csv", ["image", "label"], rows)
+    path = write_manifest(pics / "n.csv", ["image", "label"], rows)
     assert load_data(cfg(path), log=log).class_names == ["2", "9", "10"]
 
 
 def test_missing_images_are_skipped_files(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", "x"] for i in range(4)] + [["img/nope.png", "x"]]
-    bundle = load_data(cfg(_write_csv(pics / "m.csv", ["image", "label"], rows), val_ratio=0, test_ratio=0), log=log)
+    bundle = load_data(cfg(write_manifest(pics / "m.csv", ["image", "label"], rows), val_ratio=0, test_ratio=0), log=log)
     assert len(bundle.train) == 4
     assert [(Path(b.path).name, b.reason) for b in bundle.skipped] == [("nope.png", "missing file")]
 
@@ -132,7 +124,7 @@ def test_missing_images_are_skipped_files(pics: Path, cfg, log) -> None:
     (["image;label"], ["img/p00.png;a"], {}, r"seems to use ';' between columns"),
 ])
 def test_manifest_errors_name_the_row_and_column(pics: Path, cfg, log, header, row, settings, message) -> None:
-    path = _write_csv(pics / "bad.csv", header, [row])
+    path = write_manifest(pics / "bad.csv", header, [row])
     with pytest.raises(UserError, match=message) as info:
         load_data(cfg(path, **settings), log=log)
     text = str(info.value)
