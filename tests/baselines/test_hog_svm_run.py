@@ -34,8 +34,9 @@ def test_the_run_folder_follows_the_training_run_contract(rbf_run):
     for name in ("config.yaml", "history.json", "metrics.json", "final_results.json", "data_summary.json",
                  "provenance.json", "report.md"):
         assert (run / name).is_file(), name
-    for name in (*STANDARD_CLASSIFICATION_PLOTS, "misclassified.png"):
+    for name in (*STANDARD_CLASSIFICATION_PLOTS[1:], "misclassified.png"):
         assert (run / "plots" / name).stat().st_size > 1000, name
+    assert not (run / "plots" / "curves.png").exists()  # fitted once: no curve to draw
 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["monitor"] == "val/accuracy" and metrics["best_epoch"] is None
@@ -81,6 +82,11 @@ def test_the_report_and_the_comparison_take_the_run(rbf_run, tmp_path):
     result, data = rbf_run
     text = write_report(result.run_dir).read_text()
     assert "hog-svm" in text and f"{result.test['accuracy']:.4f}" in text
+    # The baseline's own settings and where its time went, not an empty per-epoch row.
+    for row in ("| kernel | `rbf` |", "| C | `10` |", "| orientations | `12` |", "| pca components | `100` |",
+                "| feature extraction |", "| fit |"):
+        assert row in text, row
+    assert "time per epoch" not in text and "curves.png" not in text
     linear = train_hog_svm(data, kernel="linear", out_dir=tmp_path, name="linear", workers=1, log=lambda line: None)
     assert linear.test["accuracy"] > 0.9
     table = write_comparison([result.run_dir, linear.run_dir], tmp_path).read_text()

@@ -160,6 +160,13 @@ def test_write_classification_plots(tmp_path, data):
         assert_png(path)
 
 
+def test_a_model_fitted_once_gets_no_curves(tmp_path, data):
+    report, _, _ = data
+    paths = plots.write_classification_plots(report, [], monitor="val/accuracy", plots_dir=tmp_path)
+    assert [p.name for p in paths] == list(plots.STANDARD_CLASSIFICATION_PLOTS[1:])
+    assert not (tmp_path / "curves.png").exists()
+
+
 def test_write_classification_plots_needs_probs_with_images(tmp_path, data):
     report, _, _ = data
     with pytest.raises(ValueError, match="probs and targets"):

@@ -185,7 +185,7 @@ def _write_plots_and_report(run_dir: Path, report: Any, *, images: np.ndarray, s
     from resnetlab.evaluate.plots import write_classification_plots
     from resnetlab.evaluate.report import write_report
 
-    # No history for curves.png: one point is not a curve, so the figure says there were no epochs.
+    # No history, so no curves.png: an SVM fitted once has no curve to draw.
     write_classification_plots(report, [], monitor=MONITOR, plots_dir=run_dir / "plots",
                                images=np.asarray(images), probs=softmax(scores, axis=1), targets=targets)
     write_report(run_dir)

@@ -546,14 +546,13 @@ def write_classification_plots(
 ) -> list[Path]:
     """Write the six standard figures (`STANDARD_CLASSIFICATION_PLOTS`) into plots_dir,
     plus misclassified.png when `images` are given (then `probs` and `targets` are
-    needed too; `probs` may also be logits, which are softmaxed)."""
+    needed too; `probs` may also be logits, which are softmaxed). An empty `history`
+    (a model fitted once, such as the HOG+SVM baseline) draws no curves.png."""
     if images is not None and (probs is None or targets is None):
         raise ValueError("misclassified.png needs probs and targets alongside images")
     out = Path(plots_dir)
     names = report.class_names
     paths = [
-        plot_training_curves(history, monitor=monitor, path=out / "curves.png",
-                             best_epoch=best_epoch),
         plot_confusion_matrix(report.confusion, names, path=out / "confusion_matrix.png",
                               normalize=False),
         plot_confusion_matrix(report.confusion, names,
@@ -563,6 +562,9 @@ def write_classification_plots(
                                 top_bottom=10),
         plot_confused_pairs(report.confusion, names, path=out / "confused_pairs.png"),
     ]
+    if history:
+        paths.insert(0, plot_training_curves(history, monitor=monitor, path=out / "curves.png",
+                                             best_epoch=best_epoch))
     if images is not None:
         probabilities = _as_probabilities(probs)
         paths.append(plot_misclassified_grid(

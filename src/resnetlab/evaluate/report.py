@@ -63,6 +63,9 @@ PLOT_CAPTIONS = {
     "residuals.png": "Residuals",
 }
 
+# Time spent in the stages of a run that has no epochs (the HOG+SVM baseline).
+STAGE_TIMES = (("feature_seconds", "feature extraction"), ("fit_seconds", "fit"))
+
 PER_CLASS_FOLD = 30  # longer per-class tables go inside <details> to keep the page short
 SKIPPED_LIMIT = 50  # skipped files listed before "... and N more"
 
@@ -262,6 +265,11 @@ def _configuration(run: RunRecord) -> list[str]:
         return []
     rows = [[label, f"`{fmt_value(run.setting(key))}`"] for label, key in CONFIG_HIGHLIGHTS
             if run.setting(key) is not None]
+    # A classical baseline (e.g. HOG+SVM) keeps its own settings in a `baseline:` section.
+    baseline = run.config.get("baseline")
+    if isinstance(baseline, dict):
+        rows += [[key.replace("_", " "), f"`{fmt_value(value)}`"] for key, value in baseline.items()
+                 if key != "method" and value is not None]
     lines = ["## Configuration", ""]
     if rows:
         lines += [table(["setting", "value"], rows), ""]
@@ -401,8 +409,10 @@ def _resources(run: RunRecord) -> list[str]:
     wall = resources.get("wall_seconds", sum(seconds) if seconds else None)
     per_epoch = resources.get("seconds_per_epoch",
                               float(np.mean(seconds)) if seconds else None)
-    rows = [["wall time", fmt_duration(wall)],
-            ["time per epoch", fmt_duration(per_epoch)]]
+    rows = [["wall time", fmt_duration(wall)]]
+    if per_epoch is not None:
+        rows.append(["time per epoch", fmt_duration(per_epoch)])
+    rows += [[label, fmt_duration(resources[key])] for key, label in STAGE_TIMES if resources.get(key) is not None]
     if resources.get("images_per_s") is not None:
         rows.append(["throughput", f"{float(resources['images_per_s']):.1f} images/s"])
     if resources.get("peak_rss_mb") is not None:
