@@ -38,3 +38,25 @@ def test_bad_parameters_are_one_line_errors(tmp_path, capsys, args, message):
     code = main(["baseline", "hog-svm", "data.source=digits", "data.image_size=16", "--out", str(tmp_path), *args])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_with_model_name_hog_svm_fits_the_baseline(tmp_path):
+    """The baseline through `train`, so a study or a search can hold it beside networks."""
+    import resnetlab
+
+    args = ["data.source=digits", "data.image_size=16", f"output.dir={tmp_path}", "output.name=hog",
+            "train.threads=1", "model.name=hog-svm"]
+    assert main(["train", *args]) == 0
+    metrics = json.loads((tmp_path / "hog" / "metrics.json").read_text())
+    assert metrics["test"]["scalars"]["accuracy"] > 0.9 and metrics["best_epoch"] is None
+    # From Python, and again into the same folder when resuming is asked for (a study's retry).
+    result = resnetlab.train(overrides=[*args, "train.resume=auto"])
+    assert result.run_dir == tmp_path / "hog" and result.best == pytest.approx(result.val["accuracy"])
+    assert result.test["accuracy"] == pytest.approx(metrics["test"]["scalars"]["accuracy"])
+
+
+def test_train_refuses_to_resume_a_baseline_from_a_path(tmp_path, capsys):
+    code = main(["train", "data.source=digits", "data.image_size=16", "model.name=hog-svm",
+                 f"train.resume={tmp_path}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no checkpoint to resume" in err and len(err.strip().splitlines()) == 1

@@ -118,6 +118,23 @@ def test_failing_variants_are_recorded_and_the_others_finish(tmp_path):
     assert "| negative-lr | — | — | — | — | 0/1 |" in report  # no numbers for a failed variant
 
 
+def test_a_hog_svm_variant_sits_in_the_same_table(tmp_path, count_training):
+    spec = write_study(tmp_path, vary={"model": [
+        {"name": "resnet20", "data.image_size": 16},
+        {"name": "hog-svm", "model.name": "hog-svm", "data.image_size": 16}]})
+    out = tmp_path / "vs"
+    outcome = run_study(spec, overrides=FAST, out=out, echo=lambda line: None)
+    assert outcome.status == {"resnet20": "done", "hog-svm": "done"}
+    rows = {r["variant"]: r for r in read_csv(out / "results.csv")}
+    hog = rows["hog-svm"]
+    assert hog["model.name"] == "hog-svm" and float(hog["test/accuracy"]) > 0.5  # 10 classes: chance 0.1
+    assert hog["optim.name"] == "" and hog["best_epoch"] == ""  # no optimizer, no epochs: nothing to show
+    report = (out / "study.md").read_text()
+    assert f"| hog-svm | hog-svm | — | — | — | 16 | — | {float(hog['val/accuracy']):.4f} |" in report
+    count_training.clear()
+    assert run_study(spec, overrides=FAST, out=out, echo=lambda line: None).trained == 0 and count_training == []
+
+
 def test_seeds_give_mean_and_std_from_all_results(tmp_path):
     spec = write_study(tmp_path, vary={"optim.lr": [0.05, 0.2]}, seeds=2, baseline="0.2")
     out = tmp_path / "lr"

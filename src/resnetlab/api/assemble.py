@@ -163,7 +163,8 @@ def validate_model_inputs(cfg: Config) -> None:
     if not is_model(m.name):
         close = difflib.get_close_matches(m.name, list_models(), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UserError(f"model.name: unknown model '{m.name}'{hint}; resnetlab summary --list shows all")
+        raise UserError(f"model.name: unknown model '{m.name}'{hint}; resnetlab summary --list shows all "
+                        "(and model.name=hog-svm is the HOG+SVM baseline)")
     if m.pretrained != "none":
         get_pretrained(m.name, m.pretrained)
     if m.weights and not Path(m.weights).expanduser().is_file():

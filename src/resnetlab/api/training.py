@@ -31,6 +31,7 @@ from resnetlab.api.assemble import (
     stage_plans,
     validate_config,
 )
+from resnetlab.baselines.hog_svm import MODEL_NAME as BASELINE_MODEL
 from resnetlab.config import Config, build_config, save_config, to_dict
 from resnetlab.data.augment import BatchAugment, normalize
 from resnetlab.data.bundle import DataBundle, Split
@@ -89,6 +90,8 @@ def train(config: Config | None = None, *, overrides: Sequence[str] = (),
     """
     cfg = config if config is not None and not overrides else build_config(
         overrides, base=to_dict(config) if config is not None else None)
+    if cfg.model.name == BASELINE_MODEL:
+        return _fit_baseline(cfg)
     validate_config(cfg)
     seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)
     set_threads(cfg.train.threads)
@@ -173,6 +176,21 @@ def _free_device_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
+
+
+def _fit_baseline(cfg: Config) -> TrainResult:
+    """model.name=hog-svm: the HOG+SVM baseline with its default settings on the run's data, so a
+    study or a search can hold it beside networks (`resnetlab baseline hog-svm` tunes it)."""
+    from resnetlab.baselines.hog_svm import MONITOR, train_hog_svm
+
+    if cfg.train.resume not in (None, "", "auto"):
+        raise UserError(f"train.resume={cfg.train.resume}: a {BASELINE_MODEL} run is fitted once and has no "
+                        "checkpoint to resume; run it again under a new output.name")
+    result = train_hog_svm(cfg.data, out_dir=cfg.output.dir, name=cfg.output.name,
+                           reuse_folder=cfg.train.resume == "auto", workers=cfg.train.threads or None,
+                           log=print if cfg.output.progress else lambda line: None)
+    return TrainResult(run_dir=result.run_dir, monitor=MONITOR, best=result.val["accuracy"], best_epoch=None,
+                       val=result.val, test=result.test)
 
 
 def _run_dir(cfg: Config, dist: DistInfo) -> tuple[Path, Path | None]:

@@ -73,6 +73,7 @@ def train_hog_svm(
     pca_components: int = SvmParams.pca_components,
     gamma: float | None = SvmParams.gamma,
     workers: int | None = None,
+    reuse_folder: bool = False,
     log: Callable[[str], None] = print,
 ) -> BaselineResult:
     """Fit HOG+SVM on the train split, score val and test, and write a run folder.
@@ -80,7 +81,8 @@ def train_hog_svm(
     `kernel` "linear" (LinearSVC) or "rbf" (PCA to `pca_components`, then an exact SVC); `C`
     None takes the kernel's default (`resnetlab.baselines.svm.DEFAULT_C`). `smoothing` and
     `offset_grid` are explained in `resnetlab.baselines.hog`. `workers` processes extract the
-    features (default: up to 2).
+    features (default: up to 2). `reuse_folder` fits again into an existing run folder `name`
+    (a study's retry) instead of refusing it.
     """
     from resnetlab.data.cache import cache_root
     from resnetlab.data.sources import load_data
@@ -105,7 +107,7 @@ def train_hog_svm(
         raise UserError("the validation split is empty; raise data.val_ratio or add a val/ folder")
     generated = name is None
     name = name or f"{MODEL_NAME}_{kernel}_C{svm_params.resolved_C:g}_{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = make_run_dir(out_dir, name, resuming=False, generated=generated)
+    run_dir = make_run_dir(out_dir, name, resuming=reuse_folder, generated=generated)
 
     # ---- features, one cache entry per split
     feature_dir = None if data_cfg.cache == "memory" else cache_root(data_cfg.cache_dir) / "features"

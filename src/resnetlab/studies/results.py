@@ -93,8 +93,10 @@ def _row(plan: dict[str, Any], entry: dict[str, Any], root: Path, columns: list[
     status = "failed" if entry.get("error") else run_status(run_dir)
     config_file = run_dir / "config.yaml"
     settings = dict(entry.get("settings") or {})
-    if config_file.is_file():  # what the run really used
-        settings.update(flatten(yaml.safe_load(config_file.read_text()) or {}))
+    if config_file.is_file():
+        # What the run really used; alone, since a baseline's config has no optimizer or epochs to show.
+        settings = {"model.name": settings.get("model.name"),
+                    **flatten(yaml.safe_load(config_file.read_text()) or {})}
     metrics = _read_json(run_dir / "metrics.json") if status == "done" else {}
     seed = entry.get("seed")
     row: dict[str, Any] = {"study": plan["name"], "variant": entry["variant"],
