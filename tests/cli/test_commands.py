@@ -82,3 +82,31 @@ def test_config_prints_the_resolved_preset(capsys):
     assert main(["config", "preset=resnet50", "optim.lr=0.5"]) == 0
     out = capsys.readouterr().out
     assert "name: resnet50" in out and "lr: 0.5" in out
+
+
+@pytest.mark.parametrize("error", [
+    lambda: __import__("torch").OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail"),
+    lambda: MemoryError("Unable to allocate 9.1 GiB for an array"),
+])
+def test_out_of_memory_outside_training_is_one_line_with_advice(monkeypatch, capsys, error):
+    from resnetlab.cli import commands
+
+    def evaluate(args):
+        raise error()
+
+    monkeypatch.setattr(commands, "evaluate", evaluate)
+    assert main(["eval", "runs/anything"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("resnetlab eval: error: out of memory (") and "train.batch_size" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_other_runtime_errors_keep_their_traceback(monkeypatch):
+    from resnetlab.cli import commands
+
+    def evaluate(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(commands, "evaluate", evaluate)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["eval", "runs/anything"])

@@ -112,6 +112,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # output piped into head and closed early
         return 0
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        # Training handles its own (with batch-size advice); this is evaluation, prediction or data loading.
+        if args.debug:
+            traceback.print_exc()
+        print(f"resnetlab {args.command}: error: out of memory ({_first_line(exc)}); lower the batch size "
+              "(train.batch_size) or data.image_size, or on a GPU use train.precision=bf16", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"resnetlab {args.command}: aborted", file=sys.stderr)
         return 130
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Host RAM (MemoryError) or a device (torch.OutOfMemoryError, a RuntimeError)."""
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")  # not imported: then it cannot be torch's error
+    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
