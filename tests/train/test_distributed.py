@@ -3,9 +3,12 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 
 TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
@@ -42,3 +45,44 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     # Same global batch and steps; the runs differ in augmentation draws and BN statistics
     # (per-process batches of 16), so they agree within a tolerance, not exactly.
     assert acc_ddp > 0.5 and abs(acc_ddp - acc_single) < 0.15, (acc_ddp, acc_single)
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed beside this Python")
+def test_a_signal_to_one_process_stops_all_at_one_step_and_the_run_resumes_exactly(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "resnetlab", "train", *COMMON,
+               "train.batch_size=16", "train.threads=1", "train.epochs=4", f"output.dir={tmp_path}"]
+    straight = subprocess.run([*command, "output.name=straight"], env=env, capture_output=True, text=True,
+                              timeout=600)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    run = tmp_path / "stopped"
+    launcher = subprocess.Popen([*command, "output.name=stopped"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "last.pt").is_file():  # after epoch 1
+            assert launcher.poll() is None and time.monotonic() < deadline, "the run ended before epoch 1 was saved"
+            time.sleep(0.05)
+        second = next(p for p in psutil.Process(launcher.pid).children(recursive=True)
+                      if p.environ().get("RANK") == "1")
+        second.send_signal(signal.SIGTERM)  # only the process that does not write
+        output, _ = launcher.communicate(timeout=300)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    assert launcher.returncode != 0 and not (run / "metrics.json").exists(), output[-3000:]
+    # The writing process stopped too, at the same step, and said why.
+    assert "stopped by a signal to another process" in (run / "train.log").read_text(), output[-3000:]
+
+    resumed = subprocess.run([*command, "output.name=stopped", "train.resume=auto"], env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in (run / "train.log").read_text()
+    a = json.loads((tmp_path / "straight" / "history.json").read_text())
+    b = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in b] == [1, 2, 3, 4]
+    # Every process's own augmentation and random state came back, so the curves match exactly.
+    assert [r["train/loss"] for r in a] == [r["train/loss"] for r in b]
+    assert [r["val/accuracy"] for r in a] == [r["val/accuracy"] for r in b]
+

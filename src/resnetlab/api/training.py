@@ -49,7 +49,14 @@ from resnetlab.train.device import (
     set_threads,
     use_channels_last,
 )
-from resnetlab.train.distributed import DistInfo, barrier, broadcast_object, init_distributed
+from resnetlab.train.distributed import (
+    DistInfo,
+    any_process,
+    barrier,
+    broadcast_object,
+    gather_objects,
+    init_distributed,
+)
 from resnetlab.train.history import History
 from resnetlab.train.loop import LoopState, OutOfMemory, StagePlan, TrainParts, fit
 from resnetlab.train.losses import classification_loss, regression_loss
@@ -303,14 +310,18 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
             "config": to_dict(cfg)}
 
     def save(kind: str, loop: dict[str, Any]) -> None:
-        if not dist.is_main:
-            return
-        payload = {"model": core.state_dict(), **meta, "epoch": loop["epoch"], "loop": loop,
-                   "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                   "monitor": monitor.state_dict(), "history": history.state_dict(),
-                   "loader": train_loader.state_dict(), "augment": augment.state_dict(), "rng": rng_state()}
-        atomic_save(payload, run_dir / f"{kind}.pt")
-        history.write(run_dir)
+        # Every process draws its own augmentation and random numbers, so each one's state is kept
+        # (a collective: the loop saves at the same step on every process).
+        draws = gather_objects({"augment": augment.state_dict(), "rng": rng_state()}, dist)
+        if dist.is_main:
+            payload = {"model": core.state_dict(), **meta, "epoch": loop["epoch"], "loop": loop,
+                       "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                       "monitor": monitor.state_dict(), "history": history.state_dict(),
+                       "loader": train_loader.state_dict(), **draws[0], "per_process": draws}
+            atomic_save(payload, run_dir / f"{kind}.pt")
+            history.write(run_dir)
+        # The others wait for the file: if one of them exits (a stop), torchrun ends the writer too.
+        barrier(dist)
 
     # ---- resume
     state = LoopState()
@@ -328,8 +339,11 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
         monitor.load_state_dict(ckpt["monitor"])
         history.load_state_dict(ckpt["history"])
         train_loader.load_state_dict(ckpt["loader"])
-        augment.load_state_dict(ckpt["augment"])
-        load_rng_state(ckpt["rng"])
+        # This process's own draws when the run had as many processes; else the first one's.
+        per_process = ckpt.get("per_process") or []
+        draws = per_process[dist.rank] if len(per_process) == dist.world_size else ckpt
+        augment.load_state_dict(draws["augment"])
+        load_rng_state(draws["rng"])
         state = LoopState(**ckpt["loop"])
         progress.line(f"resuming {run_dir} at epoch {state.epoch + 1}, batch {train_loader.position} "
                       f"(step {state.step})")
@@ -368,6 +382,8 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
                        on_epoch_end=hooks)
     try:
         with StopRequest() as stop:
+            if dist.enabled:  # a signal to any process stops them all at the same step
+                stop.agree = lambda requested: any_process(requested, dist, device)
             parts.stop = stop
             fit(parts, state)
     except Interrupted as stopped:

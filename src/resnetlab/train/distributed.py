@@ -59,6 +59,15 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     return box[0]
 
 
+def any_process(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every process if `flag` is true on any (a collective: all must call it together)."""
+    if not info.enabled:
+        return flag
+    box = torch.tensor(int(flag), device=device)  # NCCL reduces only tensors on the GPU
+    dist.all_reduce(box, op=dist.ReduceOp.MAX)
+    return bool(box.item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

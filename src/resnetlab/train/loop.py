@@ -171,14 +171,20 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
                     per_micro = (time.perf_counter() - local_start) / max(1, micro - resumed_at)
                     p.progress.update(micro, loss=mean_loss, images_per_s=rate,
                                       eta_s=(micro_per_epoch - micro) * per_micro)
-                if (p.checkpoint_steps and state.step % p.checkpoint_steps == 0) or p.stop.requested:
+                # Alone, a stop request is read after every step; under DDP it is agreed on at steps that
+                # are the same on every process (a collective, so not on a GPU's every step).
+                stopping = ((p.stop.agree is None or state.step % sync_every == 0 or micro == micro_per_epoch)
+                            and p.stop.agreed() is not None)
+                if (p.checkpoint_steps and state.step % p.checkpoint_steps == 0) or stopping:
                     state.loss_sum += running.item()
                     running.zero_()
                     state.seconds = time.perf_counter() - started
                     state.schedule = {"stage": stage_index, "state": schedule.state_dict()}
                     p.save("last", _snapshot(state))
-                    if p.stop.requested:
+                    if stopping:
                         p.progress.end_epoch()
+                        p.progress.line(f"stopped by {p.stop.requested} at epoch {state.epoch + 1}, batch "
+                                        f"{micro}/{micro_per_epoch}; state saved to last.pt")
                         raise Interrupted(p.stop.requested, "last.pt")
 
         p.progress.end_epoch()
@@ -212,7 +218,8 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
         if p.monitor.should_stop:
             p.progress.line(f"early stopping: {p.monitor.key} did not improve for {p.monitor.patience} epochs "
                             f"(best {p.monitor.best:.4f} at epoch {p.monitor.best_epoch})")
-        if p.stop.requested:
+        if p.stop.agreed():
+            p.progress.line(f"stopped by {p.stop.requested} after epoch {state.epoch}; state saved to last.pt")
             raise Interrupted(p.stop.requested, "last.pt")
     return state
 

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 
 class StopRequest:
-    """Installed for the duration of a run; the loop polls :attr:`requested` after each step."""
+    """Installed for the duration of a run; the loop asks :meth:`agreed` after each step.
+
+    Under DDP, ``agree`` (set by the caller) combines every process's request, so all of them
+    stop after the same step and save one consistent checkpoint.
+    """
 
     def __init__(self) -> None:
         self.requested: str | None = None
+        self.agree: Callable[[bool], bool] | None = None
         self._previous: dict[int, object] = {}
+
+    def agreed(self) -> str | None:
+        """The request as every process sees it; under DDP a collective, so all must call it together."""
+        if self.agree is not None and self.agree(self.requested is not None) and self.requested is None:
+            self.requested = "a signal to another process"
+        return self.requested
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested is not None and signum == signal.SIGINT:
