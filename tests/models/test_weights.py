@@ -8,8 +8,14 @@ import torch
 from torch import nn
 
 from resnetlab.errors import UserError
-from resnetlab.models import (PRETRAINED, create_model, get_pretrained, load_pretrained, load_weights_file,
-                              with_multiscale)
+from resnetlab.models import (
+    PRETRAINED,
+    create_model,
+    get_pretrained,
+    load_pretrained,
+    load_weights_file,
+    with_multiscale,
+)
 
 
 def save_hashed(state: dict, folder: Path, stem: str) -> Path:

@@ -109,7 +109,8 @@ def validate_config(cfg: Config) -> None:
             raise UserError(f"model.freeze={spec} is not understood; use none, backbone or stages:N "
                             "(stem plus the first N stages)")
     if cfg.train.loss in ("mse", "l1", "smooth_l1") and cfg.data.task == "classification":
-        raise UserError(f"train.loss={cfg.train.loss} is a regression loss; use cross_entropy or set data.task=regression")
+        raise UserError(f"train.loss={cfg.train.loss} is a regression loss; use cross_entropy or set "
+                        "data.task=regression")
     if cfg.train.loss == "cross_entropy" and cfg.data.task == "regression":
         raise UserError("train.loss=cross_entropy needs classes; use mse, l1 or smooth_l1 with data.task=regression")
     if len(cfg.optim.betas) != 2:

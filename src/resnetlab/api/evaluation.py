@@ -67,7 +67,8 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     bundle = load_data(cfg.data, log=lambda line: None)
     if trained.task.kind == "classification" and bundle.class_names != trained.class_names:
         raise UserError(f"{trained.checkpoint} was trained on classes {short_list(trained.class_names)} but "
-                        f"{cfg.data.source} has {short_list(bundle.class_names)}; evaluate on data with the same classes")
+                        f"{cfg.data.source} has {short_list(bundle.class_names)}; evaluate on data with the "
+                        "same classes")
     chosen = {"train": bundle.train, "val": bundle.val, "test": bundle.test}[split]
     if chosen is None or len(chosen) == 0:
         raise UserError(f"--split {split}: {cfg.data.source} has no {split} split; use --split val")

@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction, common_parent: argparse.Arg
     q.add_argument("--kernel", choices=KERNELS, default=svm.kernel,
                    help=f"linear SVM, or an RBF SVC on PCA-reduced features (default {svm.kernel})")
     q.add_argument("--C", type=float, default=None,
-                   help=f"SVM regularization, > 0 (default {DEFAULT_C['rbf']:g} for rbf, {DEFAULT_C['linear']:g} for linear)")
+                   help=f"SVM regularization, > 0 (default {DEFAULT_C['rbf']:g} for rbf, "
+                        f"{DEFAULT_C['linear']:g} for linear)")
     q.add_argument("--gamma", type=float, default=None, help="RBF width (default sklearn's 'scale')")
     q.add_argument("--pca", type=int, default=svm.pca_components, dest="pca_components",
                    help=f"principal components kept before the RBF SVC (default {svm.pca_components})")

@@ -14,7 +14,8 @@ from resnetlab import __version__
 from resnetlab.cli import baseline_commands, commands, study_commands
 from resnetlab.errors import UserError
 
-OVERRIDES_HELP = "config overrides: preset=NAME, config=FILE.yaml, section.key=value (resnetlab config --keys lists them)"
+OVERRIDES_HELP = ("config overrides: preset=NAME, config=FILE.yaml, section.key=value "
+                  "(resnetlab config --keys lists them)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict images and write a CSV (id,label,probabilities)")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("inputs", metavar="IMAGES_OR_FOLDER", nargs="+", help="a folder, a glob, image files or a CSV of paths")
+    p.add_argument("inputs", metavar="IMAGES_OR_FOLDER", nargs="+",
+                   help="a folder, a glob, image files or a CSV of paths")
     p.add_argument("--out", default="predictions.csv")
     p.add_argument("--tta", action="store_true")
     p.add_argument("--batch-size", type=_positive, default=128)

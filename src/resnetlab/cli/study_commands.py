@@ -40,7 +40,8 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", metavar="URL",
                    help="Optuna storage URL shared by the workers (default sqlite:///runs/<search>/search.db)")
     p.add_argument("--study-name", metavar="NAME", help="Optuna study name (default: the search's name)")
-    p.add_argument("--retrain", action="store_true", help="at the end, train the best configuration as runs/<search>/best/")
+    p.add_argument("--retrain", action="store_true",
+                   help="at the end, train the best configuration as runs/<search>/best/")
     p.add_argument("--out", metavar="DIR", help="the search folder (default: <output.dir>/<study name>)")
     p.set_defaults(func=search)
 

@@ -18,8 +18,8 @@ import json
 import os
 import socket
 import time
-import warnings
 import traceback
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path

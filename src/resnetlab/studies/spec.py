@@ -208,7 +208,8 @@ def _factors(raw: Any, source: str, kind: str) -> list[tuple[str, list[Any]]]:
                 _check_variant_mapping(value, source, f"{kind}: {factor}")
             elif not is_key:
                 raise UserError(f"{source}: {kind}: {factor} is not a config key (section.key), so each value "
-                                f"must be a mapping of keys, e.g. {{optim.name: adam, optim.lr: 1.0e-3}}; got {value!r}")
+                                "must be a mapping of keys, e.g. {optim.name: adam, optim.lr: 1.0e-3}; "
+                                f"got {value!r}")
         factors.append((factor, values))
     return factors
 

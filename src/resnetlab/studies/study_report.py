@@ -95,8 +95,7 @@ def _results_table(results: StudyResults) -> list[str]:
                      fmt_duration(item["wall_seconds"]["mean"]), f"{item['done']}/{item['runs']}"])
     first_extra = 1 + len(SETTING_HEADERS)
     numeric = [first_extra + i for i, key in enumerate(extra_keys)
-               if all(isinstance(it["settings"].get(key), (int, float)) and not isinstance(it["settings"].get(key), bool)
-                      for it in results.summary)]
+               if all(_is_number(it["settings"].get(key)) for it in results.summary)]
     right = [3, 4, 5, *numeric, *range(first_extra + len(extra_keys), len(header))]
     return ["## Results", "", table(header, rows, right=right), ""]
 
@@ -221,3 +220,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
