@@ -55,6 +55,23 @@ def test_train_with_model_name_hog_svm_fits_the_baseline(tmp_path):
     assert result.test["accuracy"] == pytest.approx(metrics["test"]["scalars"]["accuracy"])
 
 
+def test_train_names_the_settings_the_baseline_does_not_use(tmp_path, capsys):
+    assert main(["train", "data.source=digits", "data.image_size=16", "model.name=hog-svm", "optim.lr=0.5",
+                 "train.epochs=9", "train.threads=1", f"output.dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "not used: optim.lr, train.epochs (its own settings" in out
+
+
+def test_eval_and_predict_say_a_baseline_run_keeps_no_model(tmp_path, capsys):
+    assert main(["baseline", "hog-svm", "data.source=digits", "data.image_size=16", "--out", str(tmp_path),
+                 "--name", "hog", "--workers", "1"]) == 0
+    capsys.readouterr()
+    for argv in (["eval", str(tmp_path / "hog")], ["predict", str(tmp_path / "hog"), str(tmp_path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "is a HOG+SVM baseline run: it keeps no model to load" in err and len(err.splitlines()) == 1
+
+
 def test_train_refuses_to_resume_a_baseline_from_a_path(tmp_path, capsys):
     code = main(["train", "data.source=digits", "data.image_size=16", "model.name=hog-svm",
                  f"train.resume={tmp_path}"])

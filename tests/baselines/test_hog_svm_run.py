@@ -55,6 +55,7 @@ def test_the_run_folder_follows_the_training_run_contract(rbf_run):
     assert config["model"]["name"] == "hog-svm"
     assert config["data"]["source"] == "digits" and config["data"]["image_size"] == 16
     assert config["baseline"]["kernel"] == "rbf" and config["baseline"]["C"] == 10.0
+    assert config["baseline"]["pca_components"] == 100 and config["baseline"]["gamma"] > 0
     assert config["baseline"]["feature_length"] == HogParams().feature_length(16, 16)
 
     history = json.loads((run / "history.json").read_text())
@@ -141,3 +142,13 @@ def test_fashion_mnist_reaches_the_published_accuracy(tmp_path):
     result = train_hog_svm(baseline_data_config(["data.source=fashion-mnist", "data.cache=memory"]), out_dir=tmp_path,
                            log=lambda line: None)
     assert result.test["accuracy"] >= 0.921  # published HOG+SVM: 0.926
+
+
+def test_settings_a_kernel_ignores_are_named_not_recorded(tmp_path):
+    lines = []
+    result = train_hog_svm(_digits(tmp_path), kernel="linear", pca_components=50, gamma=0.1, out_dir=tmp_path,
+                           name="linear", workers=1, log=lines.append)
+    assert any("the linear SVM ignores them" in line for line in lines)
+    baseline = yaml.safe_load((result.run_dir / "config.yaml").read_text())["baseline"]
+    assert baseline["kernel"] == "linear" and "pca_components" not in baseline and "gamma" not in baseline
+

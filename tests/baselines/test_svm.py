@@ -5,7 +5,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from resnetlab.baselines.hog import HogParams, hog_features
-from resnetlab.baselines.svm import SvmParams, build_svm, decision_scores, fit_svm
+from resnetlab.baselines.svm import SvmParams, build_svm, decision_scores, fit_svm, fitted_settings
 from resnetlab.errors import UserError
 
 
@@ -76,3 +76,13 @@ def test_bad_svm_parameters_are_one_line_user_errors(params, words):
     with pytest.raises(UserError) as info:
         params.validate()
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_fitted_settings_are_what_the_pipeline_used(digit_features):
+    train_x, train_y = digit_features[0][:60], digit_features[1][:60]
+    params = SvmParams(kernel="rbf", pca_components=500)
+    settings = fitted_settings(fit_svm(train_x, train_y, params), params)
+    assert settings["pca_components"] == 60 and settings["C"] == 10.0  # capped by the 60 images; kernel default
+    assert settings["gamma"] > 0  # "scale" resolved to the number the SVC used
+    linear = SvmParams(kernel="linear", gamma=0.1, pca_components=50)
+    assert set(fitted_settings(fit_svm(train_x, train_y, linear), linear)) == {"kernel", "C", "max_iter", "seed"}

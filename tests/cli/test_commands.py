@@ -110,3 +110,11 @@ def test_other_runtime_errors_keep_their_traceback(monkeypatch):
     monkeypatch.setattr(commands, "evaluate", evaluate)
     with pytest.raises(RuntimeError, match="a bug"):
         main(["eval", "runs/anything"])
+
+
+def test_abbreviated_options_are_refused_not_guessed(tmp_path, capsys):
+    # --c would otherwise be taken as --cells-per-block, a different setting from --C.
+    with pytest.raises(SystemExit) as stop:
+        main(["baseline", "hog-svm", "data.source=digits", "data.image_size=16", "--c", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "unrecognized arguments: --c 1" in err and not any(tmp_path.iterdir())

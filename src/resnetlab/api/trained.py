@@ -48,6 +48,10 @@ def load_trained(run_or_checkpoint: str | Path, *, device: torch.device | str = 
     from resnetlab.config import from_dict
 
     path = Path(run_or_checkpoint)
+    if path.is_dir() and _is_baseline_run(path):
+        raise UserError(f"{path} is a HOG+SVM baseline run: it keeps no model to load; its val and test results "
+                        f"are in {path / 'metrics.json'} and report.md (fit it on other data with "
+                        "resnetlab baseline hog-svm data.source=...)")
     if path.is_dir():  # a folder with neither file stays a folder: load_checkpoint says so
         path = next((path / n for n in ("best.pt", "last.pt") if (path / n).is_file()), path)
     ckpt = load_checkpoint(path)
@@ -74,4 +78,15 @@ def load_trained(run_or_checkpoint: str | Path, *, device: torch.device | str = 
                    std=tuple(ckpt["std"]), channels=int(ckpt["channels"]), image_size=int(ckpt["image_size"]),
                    task=task, run_dir=path.parent, checkpoint=path, feature_dim=feature_dim,
                    feature_stats=tuple(np.asarray(s, dtype=np.float32) for s in stats) if stats else None)
+
+
+def _is_baseline_run(folder: Path) -> bool:
+    """A run folder written by a classical baseline (config.yaml with a `baseline:` section)."""
+    import yaml
+
+    config = folder / "config.yaml"
+    try:
+        return config.is_file() and "baseline" in (yaml.safe_load(config.read_text()) or {})
+    except (OSError, yaml.YAMLError, TypeError):
+        return False
 

@@ -193,11 +193,26 @@ def _fit_baseline(cfg: Config) -> TrainResult:
     if cfg.train.resume not in (None, "", "auto"):
         raise UserError(f"train.resume={cfg.train.resume}: a {BASELINE_MODEL} run is fitted once and has no "
                         "checkpoint to resume; run it again under a new output.name")
+    log = print if cfg.output.progress else lambda line: None
+    ignored = _network_settings(cfg)
+    if ignored:
+        shown = ", ".join(ignored[:6]) + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else "")
+        log(f"note: model.name={BASELINE_MODEL} uses the data.* settings only; not used: {shown} "
+            "(its own settings are options of `resnetlab baseline hog-svm`)")
     result = train_hog_svm(cfg.data, out_dir=cfg.output.dir, name=cfg.output.name,
-                           reuse_folder=cfg.train.resume == "auto", workers=cfg.train.threads or None,
-                           log=print if cfg.output.progress else lambda line: None)
+                           reuse_folder=cfg.train.resume == "auto", workers=cfg.train.threads or None, log=log)
     return TrainResult(run_dir=result.run_dir, monitor=MONITOR, best=result.val["accuracy"], best_epoch=None,
                        val=result.val, test=result.test)
+
+
+def _network_settings(cfg: Config) -> list[str]:
+    """Keys set away from their defaults that only a network uses (the optimizer, epochs, ...)."""
+    default = build_config([])
+    used = {"model.name", "train.threads", "train.resume", "train.seed"}
+    return [f"{section}.{f.name}" for section in ("model", "augment", "optim", "schedule", "train", "patches")
+            for f in dataclasses.fields(getattr(cfg, section))
+            if f"{section}.{f.name}" not in used
+            and getattr(getattr(cfg, section), f.name) != getattr(getattr(default, section), f.name)]
 
 
 def _run_dir(cfg: Config, dist: DistInfo) -> tuple[Path, Path | None]:

@@ -23,7 +23,7 @@ import yaml
 from scipy.special import softmax
 
 from resnetlab.baselines.hog import HogParams, cached_hog_features, zero_share
-from resnetlab.baselines.svm import SvmParams, decision_scores, fit_svm
+from resnetlab.baselines.svm import SvmParams, decision_scores, fit_svm, fitted_settings
 from resnetlab.config import build_config, to_dict
 from resnetlab.config.schema import DataConfig
 from resnetlab.errors import UserError
@@ -96,6 +96,8 @@ def train_hog_svm(
     svm_params.validate()
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise UserError(f"workers={workers!r} must be a whole number >= 1 (feature extraction processes)")
+    if kernel == "linear" and (gamma is not None or pca_components != SvmParams.pca_components):
+        log("note: gamma and pca_components belong to the rbf kernel; the linear SVM ignores them")
     if data_cfg.task != "classification":
         raise UserError("data.task=regression: the HOG+SVM baseline classifies; use a classification source")
 
@@ -128,6 +130,10 @@ def train_hog_svm(
     start = time.perf_counter()
     model = fit_svm(features["train"], bundle.train.targets, svm_params)
     fit_seconds = time.perf_counter() - start
+    kept = fitted_settings(model, svm_params).get("pca_components")
+    if kept is not None and kept < svm_params.pca_components:
+        log(f"note: PCA keeps {kept} components (no more than the training images or features), "
+            f"not {svm_params.pca_components}")
     log(f"SVM ({kernel}, C={svm_params.resolved_C:g}) fitted on {len(bundle.train):,} images in {fit_seconds:.1f}s")
 
     # ---- score val and test
@@ -148,8 +154,8 @@ def train_hog_svm(
     # One row: the SVM is fitted once. Training accuracy is left out, since scoring 54,000
     # training images through an RBF SVC costs as much as the fit itself.
     history = [{"epoch": 1, **{f"val/{k}": v for k, v in val.items()}, "seconds": round(fit_seconds, 3)}]
-    baseline = {"method": MODEL_NAME, **asdict(hog_params), **asdict(svm_params), "feature_length": length}
-    baseline["C"] = svm_params.resolved_C
+    baseline = {"method": MODEL_NAME, **asdict(hog_params), **fitted_settings(model, svm_params),
+                "feature_length": length}
     config = {"model": {"name": MODEL_NAME}, "data": to_dict(data_cfg), "baseline": baseline}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     write_json(run_dir / "history.json", history)

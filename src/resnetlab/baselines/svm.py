@@ -106,6 +106,17 @@ def fit_svm(features: np.ndarray, targets: np.ndarray, params: SvmParams) -> Pip
         return model.fit(features, targets)
 
 
+def fitted_settings(model: Pipeline, params: SvmParams) -> dict[str, object]:
+    """The settings the fitted pipeline really used: C resolved, gamma as a number, the PCA size
+    it could keep; settings the kernel ignores are left out."""
+    settings: dict[str, object] = {"kernel": params.kernel, "C": params.resolved_C}
+    if params.kernel == "linear":
+        return {**settings, "max_iter": params.max_iter, "seed": params.seed}
+    svc = model.steps[-1][1]
+    return {**settings, "gamma": float(svc._gamma), "pca_components": int(model.steps[-2][1].n_components_),
+            "seed": params.seed}
+
+
 def decision_scores(model: Pipeline, features: np.ndarray, *, num_classes: int) -> np.ndarray:
     """(N, num_classes) decision values; classes missing from training get the lowest score."""
     from threadpoolctl import threadpool_limits

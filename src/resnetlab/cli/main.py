@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 from resnetlab import __version__
 from resnetlab.cli import baseline_commands, commands, study_commands
@@ -19,7 +19,15 @@ OVERRIDES_HELP = ("config overrides: preset=NAME, config=FILE.yaml, section.key=
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with the command line's error format: one line on stderr, exit code 2, no usage block."""
+    """argparse with the command line's error format: one line on stderr, exit code 2, no usage block.
+
+    Abbreviated options are off (sub-commands inherit the class): `--c 1` must not quietly mean
+    `--cells-per-block 1` beside `--C`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
