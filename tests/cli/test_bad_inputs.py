@@ -19,6 +19,7 @@ from PIL import Image
 import resnetlab.api.training as api
 from resnetlab.cli.main import main
 from resnetlab.config import load_config
+from resnetlab.models import create_model
 
 NO_GPU = not torch.cuda.is_available()
 
@@ -49,7 +50,8 @@ CASES = [
     Case("float-is-nan", ["config", "optim.lr=nan"], ["'optim.lr'", "NaN", "give a number"]),
     Case("below-minimum", ["config", "train.epochs=0"], ["'train.epochs'", ">= 1", "got 0"]),
     Case("above-maximum", ["config", "data.val_ratio=0.95"], ["'data.val_ratio'", "<= 0.9", "0.95"]),
-    Case("choice-suggests", ["config", "optim.name=adamm"], ["'optim.name'", "did you mean 'adam'", "sgd, adam, adamw"]),
+    Case("choice-suggests", ["config", "optim.name=adamm"], ["'optim.name'", "did you mean 'adam'",
+                                                             "sgd, adam, adamw"]),
     Case("choice-of-numbers", ["config", "data.channels=2"], ["'data.channels'", "accepted: none, 1, 3"]),
     Case("list-item-not-number", ["config", "data.mean=[a,b,c]"], ["'data.mean[0]'", "takes a number", "'a'"]),
     Case("section-given-a-value", ["config", "model=resnet18"], ["'model'", "is a section", "model.name="]),
@@ -75,6 +77,8 @@ CASES = [
                                                                             "resnet20 has 3 stages", "stages:3"]),
     Case("stage-freeze-more-stages", train("train.stages=[{epochs: 1, freeze: 'stages:5'}]"),
          ["train.stages[0].freeze=stages:5", "stages:3"]),
+    Case("stage-freeze-spec-unknown", train("train.stages=[{epochs: 1, freeze: backbon}]"),
+         ["train.stages[0].freeze=backbon", "none, backbone or stages:N"]),
     Case("freeze-ignored-by-stages", train("model.freeze=backbone", "train.stages=[{epochs: 1}]"),
          ["model.freeze=backbone", "train.stages", "freeze: backbone"]),
     Case("mse-for-classification", train("train.loss=mse"), ["train.loss=mse", "data.task=regression"]),
@@ -127,6 +131,13 @@ CASES = [
                                                                            "torch.save"]),
     Case("weights-do-not-fit", train("model.weights={T}/state_dict.pt"), ["{T}/state_dict.pt", "do not fit",
                                                                           "build the model"]),
+    Case("weights-other-stem-and-channels", train("model.name=resnet18", "model.weights={T}/gray_cifar.pt",
+                                                  "data.channels=3"),
+         ["model.weights={T}/gray_cifar.pt does not fit", "conv1 is 3x3 with 1 input channel, the model's 7x7 with 3",
+          "use model.stem=cifar and data.channels=1"]),
+    Case("pretrained-on-cifar-stem", train("model.name=resnet18", "model.pretrained=imagenet", "model.stem=cifar"),
+         ["model.pretrained=imagenet does not fit", "conv1 is 7x7 with 3 input channels, the model's 3x3 with 1",
+          "use model.stem=imagenet"]),
     # ---------------------------------------------------------------- checkpoints and run folders
     Case("checkpoint-corrupt", ["eval", "{T}/junk.pt"], ["{T}/junk.pt is corrupt", "another checkpoint"]),
     Case("checkpoint-truncated", ["eval", "{T}/truncated.pt"], ["{T}/truncated.pt is corrupt", "another checkpoint"]),
@@ -248,6 +259,8 @@ def inputs(tmp_path_factory):
     tampered["config"]["model"]["name"] = "resnet32"
     torch.save(tampered, t / "tampered.pt")
     torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7)}, t / "state_dict.pt")
+    gray_cifar = create_model("resnet18", stem="cifar", in_channels=1, num_classes=10)  # a grayscale 32px run
+    torch.save({"model": gray_cifar.state_dict()}, t / "gray_cifar.pt")
     (t / "unfinished").mkdir()
     shutil.copy(run / "config.yaml", t / "unfinished" / "config.yaml")
     return {"{T}": str(t), "{RUN}": str(run)}
@@ -291,6 +304,33 @@ def test_bad_input_is_one_clear_line(case, inputs, capsys):
 def test_debug_shows_the_traceback(inputs, capsys):
     assert main(["config", "--debug", "optim.lrr=0.1"]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- what a transfer-learning run says it did
+
+
+def test_weights_file_is_named_in_the_banner_and_its_loading_logged(inputs, capsys):
+    out = os.path.join(inputs["{T}"], "transfer")
+    weights = os.path.join(inputs["{RUN}"], "best.pt")  # resnet20 on grayscale digits, 10 classes
+    assert main(["train", *QUICK, f"output.dir={out}", "output.name=r", f"model.weights={weights}",
+                 "data.source={T}/two".replace("{T}", inputs["{T}"]), "data.channels=1"]) == 0, capsys.readouterr().err
+    log = open(os.path.join(out, "r", "train.log")).read()
+    assert "pretrained none" not in log and f"weights {weights}" in log
+    assert f"from {weights}; classifier re-made for 2 classes" in log
+    assert "with random weights" not in log
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    (["model.freeze=backbone"], "model.freeze=backbone with random weights: only the head trains"),
+    (["train.stages=[{epochs: 1, freeze: 'stages:2'}]"],
+     "train.stages[0].freeze=stages:2 with random weights: the stem and the first 2 stage(s) stay random"),
+])
+def test_freezing_random_weights_is_a_warning_in_the_log(inputs, extra, says, capsys):
+    out = os.path.join(inputs["{T}"], "random-freeze")
+    assert main(["train", *QUICK, f"output.dir={out}", "output.name=r", *extra]) == 0
+    log = open(os.path.join(out, "r", "train.log")).read()
+    assert says in log and "set model.pretrained=imagenet or model.weights=PATH" in log
+    shutil.rmtree(out)
 
 
 # ---------------------------------------------------------------- device out of memory

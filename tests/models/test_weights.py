@@ -16,6 +16,7 @@ from resnetlab.models import (
     load_weights_file,
     with_multiscale,
 )
+from resnetlab.models.weights import WeightsMismatch
 
 
 def save_hashed(state: dict, folder: Path, stem: str) -> Path:
@@ -69,13 +70,18 @@ def test_metadata_of_imagenet_weights():
 
 
 def test_load_weights_file_same_classes_keeps_everything(weights_dir, source_state):
-    model = load_weights_file(create_model("resnet18"), hashed_file(weights_dir))
+    model = create_model("resnet18")
+    loaded = load_weights_file(model, hashed_file(weights_dir))
     assert_same_tensors(model, source_state)
+    assert (loaded.tensors, loaded.classifier) == (len(source_state), "kept")
+    assert loaded.summary() == (f"loaded {len(source_state)} tensors from {hashed_file(weights_dir)}; "
+                                "classifier kept (1000 classes)")
 
 
 def test_load_pretrained_from_file_url_checks_the_hash(weights_dir, source_state, tmp_path):
     url = hashed_file(weights_dir).as_uri()
-    model = load_pretrained(create_model("resnet18"), arch="resnet18", url=url, cache_dir=tmp_path, progress=False)
+    model = create_model("resnet18")
+    load_pretrained(model, arch="resnet18", url=url, cache_dir=tmp_path, progress=False)
     assert_same_tensors(model, source_state)
     assert (tmp_path / hashed_file(weights_dir).name).is_file()  # cached for the next call
 
@@ -92,7 +98,7 @@ def test_load_pretrained_rejects_a_wrong_hash(weights_dir, tmp_path):
 
 def test_load_pretrained_unreachable_url_is_a_user_error(tmp_path):
     missing = (tmp_path / "nowhere-12345678.pth").as_uri()
-    with pytest.raises(UserError, match="could not download weights for 'resnet18'"):
+    with pytest.raises(UserError, match="could not download weights for 'resnet18'.*pass model.weights=PATH"):
         load_pretrained(create_model("resnet18"), arch="resnet18", url=missing, cache_dir=tmp_path / "c",
                         progress=False)
 
@@ -108,20 +114,24 @@ def test_new_class_count_remakes_the_classifier(weights_dir, source_state):
     torch.manual_seed(1)
     model = create_model("resnet18", num_classes=10)
     built = {k: v.clone() for k, v in model.fc.state_dict().items()}
-    load_weights_file(model, hashed_file(weights_dir))
+    loaded = load_weights_file(model, hashed_file(weights_dir))
+    assert loaded.summary() == (f"loaded {len(source_state) - 2} tensors from {hashed_file(weights_dir)}; "
+                                "classifier re-made for 10 classes")
     assert model.fc.weight.shape == (10, 512)
     assert all(torch.equal(model.fc.state_dict()[k], v) for k, v in built.items())  # the fresh one stays
     assert_same_tensors(model, source_state, skip=("fc.",))
 
 
 def test_feature_extractor_drops_the_classifier(weights_dir, source_state):
-    model = load_weights_file(create_model("resnet18", num_classes=0), hashed_file(weights_dir))
+    model = create_model("resnet18", num_classes=0)
+    assert load_weights_file(model, hashed_file(weights_dir)).classifier == "dropped"
     assert isinstance(model.fc, nn.Identity)
     assert_same_tensors(model, source_state, skip=("fc.",))
 
 
 def test_grayscale_conv1_sums_the_rgb_filters(weights_dir, source_state):
-    model = load_weights_file(create_model("resnet18", in_channels=1, num_classes=3), hashed_file(weights_dir))
+    model = create_model("resnet18", in_channels=1, num_classes=3)
+    assert "conv1's RGB filters summed" in load_weights_file(model, hashed_file(weights_dir)).summary()
     rgb = source_state["conv1.weight"]
     assert torch.allclose(model.conv1.weight, rgb.sum(dim=1, keepdim=True))
     assert_same_tensors(model, source_state, skip=("fc.", "conv1."))
@@ -135,7 +145,8 @@ def test_grayscale_conv1_sums_the_rgb_filters(weights_dir, source_state):
 
 
 def test_other_channel_counts_repeat_rgb_scaled(weights_dir, source_state):
-    model = load_weights_file(create_model("resnet18", in_channels=4), hashed_file(weights_dir))
+    model = create_model("resnet18", in_channels=4)
+    load_weights_file(model, hashed_file(weights_dir))
     rgb = source_state["conv1.weight"]
     expected = torch.cat([rgb, rgb[:, :1]], dim=1) * 3 / 4
     assert torch.allclose(model.conv1.weight, expected)
@@ -144,10 +155,22 @@ def test_other_channel_counts_repeat_rgb_scaled(weights_dir, source_state):
 def test_resnetlab_checkpoint_and_data_parallel_prefix(tmp_path, source_state):
     checkpoint = tmp_path / "best_model.pth"
     torch.save({"model": source_state, "epoch": 3, "metrics": {"acc": 0.5}}, checkpoint)
-    assert_same_tensors(load_weights_file(create_model("resnet18"), checkpoint), source_state)
     parallel = tmp_path / "parallel.pth"
     torch.save({f"module.{k}": v for k, v in source_state.items()}, parallel)
-    assert_same_tensors(load_weights_file(create_model("resnet18"), parallel), source_state)
+    for path in (checkpoint, parallel):
+        model = create_model("resnet18")
+        load_weights_file(model, path)
+        assert_same_tensors(model, source_state)
+
+
+@pytest.mark.parametrize("prefix", ["", "model."])
+def test_state_dict_wrapper_as_lightning_saves_it(tmp_path, source_state, prefix):
+    path = tmp_path / "lightning.ckpt"
+    torch.save({"state_dict": {prefix + k: v for k, v in source_state.items()}, "epoch": 3,
+                "optimizer_states": []}, path)
+    model = create_model("resnet18")
+    load_weights_file(model, path)
+    assert_same_tensors(model, source_state)
 
 
 def test_multiscale_takes_torchvision_weights_into_its_backbone(weights_dir, source_state, tmp_path):
@@ -158,14 +181,16 @@ def test_multiscale_takes_torchvision_weights_into_its_backbone(weights_dir, sou
     assert torch.equal(model.fc.weight, head_before)
     # and its own checkpoints round-trip whole
     torch.save({"model": model.state_dict()}, tmp_path / "ms.pth")
-    again = load_weights_file(with_multiscale(create_model("resnet18"), project_dim=16, attention=True),
-                              tmp_path / "ms.pth")
+    again = with_multiscale(create_model("resnet18"), project_dim=16, attention=True)
+    load_weights_file(again, tmp_path / "ms.pth")
     assert_same_tensors(again, model.state_dict())
 
 
 def test_block_attention_keeps_fresh_se_layers(weights_dir, source_state):
-    model = load_weights_file(create_model("resnet18", block_attention=True), hashed_file(weights_dir))
+    model = create_model("resnet18", block_attention=True)
+    loaded = load_weights_file(model, hashed_file(weights_dir))
     assert_same_tensors(model, source_state)
+    assert (loaded.tensors, loaded.fresh) == (len(source_state), len(model.state_dict()) - len(source_state))
     assert model.layer1[0].se is not None
 
 
@@ -191,5 +216,25 @@ def test_arch_mismatch(weights_dir):
 
 
 def test_cifar_stem_cannot_take_imagenet_conv1(weights_dir):
-    with pytest.raises(UserError, match="conv1 kernels differ: ImageNet weights need stem='imagenet'"):
+    with pytest.raises(WeightsMismatch, match="the file's conv1 is 7x7 with 3 input channels, the model's 3x3 "
+                                              "with 3; build the model with stem='imagenet'"):
         load_weights_file(create_model("resnet18", stem="cifar"), hashed_file(weights_dir))
+
+
+def test_first_conv_mismatch_says_what_differs_and_what_fits(tmp_path):
+    # a run on grayscale 32px images, reused on RGB with the ImageNet stem
+    path = tmp_path / "gray_cifar.pt"
+    torch.save({"model": create_model("resnet18", stem="cifar", in_channels=1, num_classes=10).state_dict()}, path)
+    with pytest.raises(WeightsMismatch) as caught:
+        load_weights_file(create_model("resnet18"), path)
+    assert caught.value.first_conv == "the file's conv1 is 3x3 with 1 input channel, the model's 7x7 with 3"
+    assert caught.value.needs == {"stem": "cifar", "in_channels": 1}
+    assert "ImageNet" not in str(caught.value)
+    # the same stem: only the channels differ, and 1 channel does not spread to 3
+    with pytest.raises(WeightsMismatch, match="3x3 with 1 input channel, the model's 3x3 with 3; "
+                                              "build the model with in_channels=1"):
+        load_weights_file(create_model("resnet18", stem="cifar"), path)
+    # another architecture as well: no stem or channel setting alone fixes it, the conv1 facts still help
+    with pytest.raises(WeightsMismatch, match=r"missing .*\(the file's conv1 is 3x3 .*build the model as") as caught:
+        load_weights_file(create_model("resnet50"), path)
+    assert caught.value.needs == {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from resnetlab.evaluate.inference import Outputs
 from resnetlab.evaluate.metrics import classification_metrics
 from resnetlab.evaluate.regression_metrics import regression_metrics
 from resnetlab.models import create_model, load_pretrained, load_weights_file
+from resnetlab.models.weights import LoadedWeights, WeightsMismatch
 from resnetlab.train.device import (
     resolve_device,
     resolve_precision,
@@ -28,11 +29,12 @@ from resnetlab.train.loop import StagePlan
 
 
 def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_size: int,
-                feature_dim: int = 0) -> nn.Module:
+                feature_dim: int = 0, log: Callable[[str], None] | None = None) -> nn.Module:
     """The adapter from config to the model factories' keyword arguments.
 
     ``image_size`` is what the network sees (the patch size under patch sampling);
-    ``feature_dim`` the number of side-feature columns a fusion model takes.
+    ``feature_dim`` the number of side-feature columns a fusion model takes; ``log`` gets
+    one line per set of weights loaded.
     """
     # ImageNet weights were learned with the 7x7 stem, so auto keeps it when they are loaded.
     small = image_size <= 64 and cfg.pretrained == "none" and not cfg.weights
@@ -45,10 +47,12 @@ def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_s
     if cfg.attention == "blocks":
         kwargs["block_attention"] = True
     model = create_model(cfg.name, **kwargs)
+    say = log or (lambda line: None)
     if cfg.pretrained == "imagenet":
-        load_pretrained(model, arch=cfg.name)
+        say(_config_terms(lambda: load_pretrained(model, arch=cfg.name), f"model.pretrained={cfg.pretrained}")
+            .summary())
     if cfg.weights:
-        load_weights_file(model, cfg.weights)
+        say(_config_terms(lambda: load_weights_file(model, cfg.weights), f"model.weights={cfg.weights}").summary())
     if cfg.multiscale or cfg.attention == "fused":
         from resnetlab.models import with_multiscale
 
@@ -60,6 +64,37 @@ def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_s
         model = with_fusion(model, num_classes=num_outputs, feature_dim=feature_dim, visual_dim=cfg.visual_dim,
                             fusion=cfg.fusion, drop_rate=cfg.drop_rate)
     return model
+
+
+def _config_terms(load: Callable[[], LoadedWeights], setting: str) -> LoadedWeights:
+    """Run ``load``; a first convolution that does not fit is reported with the settings that fix it."""
+    try:
+        return load()
+    except WeightsMismatch as err:
+        if not err.needs:
+            raise
+        fixes = [f"model.stem={err.needs['stem']}"] if "stem" in err.needs else []
+        channels = err.needs.get("in_channels")
+        if channels is not None:  # data.channels takes 1 or 3 only
+            fixes.append(f"data.channels={channels}" if channels in (1, 3) else f"data with {channels} channels")
+        raise UserError(f"{setting} does not fit the model: {err.first_conv}; use {' and '.join(fixes)}") from None
+
+
+def random_freeze_warnings(cfg: Config) -> list[str]:
+    """A frozen part with no weights to start from stays random: legitimate as a baseline, rarely meant."""
+    if cfg.model.pretrained != "none" or cfg.model.weights:
+        return []
+    specs = [(f"train.stages[{i}].freeze", s.freeze) for i, s in enumerate(cfg.train.stages)] \
+        or [("model.freeze", cfg.model.freeze)]
+    return [f"warning: {key}={spec} with random weights: {_frozen_words(spec)}; "
+            "set model.pretrained=imagenet or model.weights=PATH" for key, spec in specs if spec != "none"]
+
+
+def _frozen_words(spec: str) -> str:
+    if spec == "backbone":
+        return "only the head trains"
+    stages = int(spec[len("stages:"):])
+    return f"the stem and the first {stages} stage(s) stay random" if stages else "the stem stays random"
 
 
 
@@ -104,9 +139,10 @@ def stage_plans(cfg: Config) -> list[StagePlan]:
 
 def validate_config(cfg: Config) -> None:
     """Cross-field checks that no single field can make."""
-    for spec in [cfg.model.freeze] + [s.freeze for s in cfg.train.stages]:
+    for key, spec in [("model.freeze", cfg.model.freeze)] + [(f"train.stages[{i}].freeze", s.freeze)
+                                                            for i, s in enumerate(cfg.train.stages)]:
         if spec not in ("none", "backbone") and not (spec.startswith("stages:") and spec[7:].isdigit()):
-            raise UserError(f"model.freeze={spec} is not understood; use none, backbone or stages:N "
+            raise UserError(f"{key}={spec} is not understood; use none, backbone or stages:N "
                             "(stem plus the first N stages)")
     if cfg.train.loss in ("mse", "l1", "smooth_l1") and cfg.data.task == "classification":
         raise UserError(f"train.loss={cfg.train.loss} is a regression loss; use cross_entropy or set "

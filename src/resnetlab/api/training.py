@@ -28,6 +28,7 @@ from resnetlab.api.assemble import (
     input_size,
     make_loader,
     monitor_key,
+    random_freeze_warnings,
     stage_plans,
     validate_config,
 )
@@ -259,7 +260,10 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
 
     feature_dim = 0 if bundle.train.features is None else int(bundle.train.features.shape[1])
     model = build_model(cfg.model, num_outputs=task.num_outputs, in_channels=bundle.channels,
-                        image_size=input_size(cfg, bundle.image_size), feature_dim=feature_dim).to(device)
+                        image_size=input_size(cfg, bundle.image_size), feature_dim=feature_dim,
+                        log=progress.line).to(device)
+    for warning in random_freeze_warnings(cfg):
+        progress.line(warning)
     if dist.enabled and cfg.train.sync_bn:  # before the optimizer sees the BatchNorm parameters
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if channels_last:
@@ -448,12 +452,14 @@ def _banner_rows(cfg: Config, bundle: DataBundle, device: torch.device, amp_dtyp
     test = len(bundle.test) if bundle.test is not None else 0
     precision = str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32"
     stages = " → ".join(f"{s.epochs} ep freeze={s.freeze} lr={s.lr:g}" for s in stage_plans(cfg))
+    m = cfg.model
+    start = f"pretrained {m.pretrained}" if not m.weights else \
+        f"weights {m.weights}" + (f" (over {m.pretrained})" if m.pretrained != "none" else "")
     return [
         ("data", f"{bundle.source}: {len(bundle.train)} train / {len(bundle.val)} val / {test} test, "
                  f"{bundle.channels}x{bundle.image_size}x{bundle.image_size}, "
                  f"{len(bundle.class_names) or 'regression'} classes, {len(bundle.skipped)} skipped"),
-        ("model", f"{cfg.model.name} ({num_params:,} params), stem {cfg.model.stem}, "
-                  f"pretrained {cfg.model.pretrained}" + _variant_words(cfg)),
+        ("model", f"{m.name} ({num_params:,} params), stem {m.stem}, {start}" + _variant_words(cfg)),
         ("optim", f"{cfg.optim.name} lr {cfg.optim.lr:g} wd {cfg.optim.weight_decay:g}, schedule {cfg.schedule.name} "
                   f"(warmup {cfg.schedule.warmup_epochs:g} ep)"),
         ("train", f"{stages}, batch {cfg.train.batch_size}x{cfg.train.accumulate}, monitor {monitor_key(cfg)}, "
