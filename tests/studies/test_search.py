@@ -116,3 +116,75 @@ def test_search_input_mistakes(tmp_path):
         run_search(spec, trials=2, storage="search.db", out=tmp_path / "a")
     with pytest.raises(UserError, match="unknown config key 'optim.lrr'"):
         run_search(spec, trials=2, overrides=["optim.lrr=1"], out=tmp_path / "a")
+
+
+# ---------------------------------------------------------------- checked before any trial runs
+
+
+@pytest.mark.parametrize("extra,overrides,message", [
+    ({"space": {"optim.name": {"type": "categorical", "choices": ["sgd", "adamm"]}}}, [],
+     "space: optim.name choice 'adamm': config key 'optim.name' got 'adamm'"),
+    ({"space": {"optim.lr": {"type": "uniform", "low": -1.0, "high": 0.1}}}, [],
+     "space: optim.lr low -1.0: config key 'optim.lr' must be >= 0.0"),
+    ({"space": {"optim.name": {"type": "int", "low": 1, "high": 3}}}, [],
+     "space: optim.name low 1: config key 'optim.name' got '1'"),
+    ({"space": {"train.label_smoothing": {"type": "uniform", "low": 0.0, "high": 2.0}}}, [],
+     "space: train.label_smoothing high 2.0: config key 'train.label_smoothing'"),
+    ({"metric": "val/acc"}, [], "metric: val/acc is not a metric of a classification run; "
+                                "did you mean 'val/accuracy'?"),
+    ({"metric": "val/accuracy"}, ["data.task=regression"], "metric: val/accuracy is not a metric of a regression run"),
+])
+def test_space_values_and_metric_are_checked_before_any_trial(tmp_path, extra, overrides, message):
+    spec = load_search(search_file(tmp_path, **extra))
+    with pytest.raises(UserError) as info:
+        run_search(spec, trials=2, overrides=overrides, out=tmp_path / "out")
+    assert str(info.value).startswith(f"{spec.source}: ") and message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()  # no trial, no folder
+
+
+def run_search_cli(*argv):
+    import argparse
+
+    from resnetlab.cli.study_commands import register
+
+    parser = argparse.ArgumentParser()
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true")
+    register(parser.add_subparsers(dest="command"), common)
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+def test_a_search_whose_trials_fail_exits_non_zero(tmp_path, monkeypatch, capsys):
+    from resnetlab import api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api, "train", broken)
+    code = run_search_cli("search", str(search_file(tmp_path)), "--trials", "2", "--out", str(tmp_path / "out"))
+    captured = capsys.readouterr()
+    assert code == 1, captured.out
+    assert "stopping: 3 trials failed" in captured.out and "stopped after failed trials" in captured.err
+    # No trial completed (all pruned, say) is a failed search too.
+    outcome = SearchOutcome(root=tmp_path, study_name="x", storage="memory", counts={"PRUNED": 2}, best=None,
+                            report=tmp_path / "search.md")
+    assert outcome.failed
+    outcome.counts = {"COMPLETE": 1, "FAIL": 2}
+    assert not outcome.failed
+
+
+def test_a_rerun_with_other_settings_is_refused(tmp_path, monkeypatch):
+    from resnetlab.studies import search as search_module
+
+    monkeypatch.setattr(search_module, "_work", lambda *args, **kwargs: None)  # no trials: only the study is opened
+    spec = load_search(search_file(tmp_path))
+    out = tmp_path / "out"
+    run_search(spec, trials=2, overrides=["train.epochs=2"], out=out, echo=lambda line: None)
+    with pytest.raises(UserError) as info:
+        run_search(spec, trials=2, overrides=["train.epochs=1"], out=out, echo=lambda line: None)
+    assert str(info.value).startswith(f"{out} was trained with other settings (train.epochs was 2, now 1); give ")
+    # Another worker may use its own cores and device: these do not change what a trial learns.
+    run_search(spec, trials=2, overrides=["train.epochs=2", "train.threads=2", "train.device=cpu"], out=out,
+               echo=lambda line: None)

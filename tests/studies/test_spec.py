@@ -7,7 +7,10 @@ from resnetlab.config import build_config
 from resnetlab.errors import UserError
 from resnetlab.studies.runner import last_error_line, plan_study
 from resnetlab.studies.spec import (
+    builtin_names,
     builtin_studies,
+    changed_settings,
+    check_metric,
     config_tokens,
     load_search,
     load_study,
@@ -83,7 +86,8 @@ def test_an_impossible_value_fails_its_run_not_the_plan(tmp_path):
     assert runs[1].config is None and "optim.lr" in runs[1].error
 
 
-@pytest.mark.parametrize("value", [[0.9, 0.99], None, "a: b", "none", True, 1.0e-5, [{"epochs": 1, "freeze": "backbone"}]])
+@pytest.mark.parametrize("value", [[0.9, 0.99], None, "a: b", "none", True, 1.0e-5,
+                                   [{"epochs": 1, "freeze": "backbone"}]])
 def test_config_tokens_read_back_as_the_same_value(value):
     key = {list: "optim.betas", type(None): "data.subset", str: "model.freeze", bool: "augment.enabled",
            float: "optim.lr"}[type(value)]
@@ -186,8 +190,11 @@ BAD_SEARCHES = [
     ({"space": {"optim.lr": {"type": "log", "low": 0.1, "high": 1}}}, "type: 'log' is not one of"),
     ({"space": {"optim.lr": {"type": "uniform", "low": 1, "high": 0.1}}}, "low (1) must be below high"),
     ({"space": {"optim.lr": {"type": "loguniform", "low": 0, "high": 0.1}}}, "loguniform needs low > 0"),
-    ({"space": {"optim.lr": {"type": "uniform", "low": "1e-3", "high": 0.1}}}, "needs a number low:"),
-    ({"space": {"optim.lr": {"type": "uniform", "low": 0.1, "high": 1, "step": 2}}}, "uniform takes low, high, not 'step'"),
+    ({"space": {"optim.lr": {"type": "uniform", "low": "abc", "high": 0.1}}}, "needs a number low:, got 'abc'"),
+    ({"space": {"optim.lr": {"type": "uniform", "low": 0.0, "high": "inf"}}}, "needs a number high:"),
+    ({"space": {"train.epochs": {"type": "int", "low": 1, "high": 4, "step": "0.5"}}}, "int needs whole numbers"),
+    ({"space": {"optim.lr": {"type": "uniform", "low": 0.1, "high": 1, "step": 2}}},
+     "uniform takes low, high, not 'step'"),
     ({"space": {"train.epochs": {"type": "int", "low": 1.5, "high": 4}}}, "int needs whole numbers"),
     ({"space": {"optim.name": {"type": "categorical", "choices": []}}}, "categorical needs choices"),
     ({"space": {"optim.betas": {"type": "categorical", "choices": [[0.9, 0.99]]}}}, "must be single values"),
@@ -208,6 +215,36 @@ def test_search_mistakes_are_one_line_user_errors(data, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+def test_search_numbers_may_be_written_without_a_dot():
+    # YAML reads 1e-4 as a string; studies and train.stages accept it, so a search does too.
+    spec = search(space={"optim.lr": {"type": "loguniform", "low": "1e-4", "high": "1e-1"},
+                         "train.batch_size": {"type": "int", "low": 16, "high": "6.4e1", "step": "16"}})
+    assert (spec.space[0].low, spec.space[0].high) == (1e-4, 0.1)
+    assert (spec.space[1].low, spec.space[1].high, spec.space[1].step) == (16, 64, 16)
+    assert all(isinstance(v, int) for v in (spec.space[1].low, spec.space[1].high, spec.space[1].step))
+    from_yaml = yaml.safe_load("space: {optim.lr: {type: uniform, low: 1e-4, high: 0.1}}")
+    assert parse_search(from_yaml, name="x", source="x.yaml").space[0].low == 1e-4
+
+
+def test_metric_names_come_from_the_task():
+    check_metric("val/accuracy", "classification", "x.yaml")
+    check_metric("test/f1_macro", "classification", "x.yaml")
+    check_metric("val/srcc", "regression", "x.yaml")
+    with pytest.raises(UserError, match=r"^x.yaml: metric: val/srcc is not a metric of a classification run; "
+                                        r"choose one of val/accuracy, "):
+        check_metric("val/srcc", "classification", "x.yaml")
+    with pytest.raises(UserError, match="did you mean 'test/plcc'"):
+        check_metric("test/plc", "regression", "x.yaml")
+
+
+def test_changed_settings_say_what_was_and_what_is():
+    assert changed_settings(["preset=test", "train.epochs=2"], ["preset=test", "train.epochs=1"]) \
+        == "train.epochs was 2, now 1"
+    assert changed_settings(["preset=test"], ["preset=quick", "optim.lr=0.1"]) \
+        == "preset was test, now quick; optim.lr was not set, now 0.1"
+    assert changed_settings(["a.b=1", "c.d=2"], ["c.d=2", "a.b=1"]) == "overrides were a.b=1 c.d=2, now c.d=2 a.b=1"
+
+
 def test_file_mistakes(tmp_path):
     with pytest.raises(UserError, match="no study file or built-in named 'optimiser'; did you mean 'optimizer'"):
         load_study("optimiser")
@@ -220,6 +257,19 @@ def test_file_mistakes(tmp_path):
         load_study("hparams")
     with pytest.raises(UserError, match="is a study file"):
         load_search("optimizer")
+    # Each command lists only the built-ins it runs.
+    searches, studies = builtin_names("search"), builtin_names("study")
+    assert searches == ["hparams"] and "optimizer" in studies and "hparams" not in studies
+    with pytest.raises(UserError, match=r"no search file or built-in named 'nosuch'; built-in searches: hparams$"):
+        load_search("nosuch")
+    with pytest.raises(UserError, match=r"give a YAML file or one of: hparams$"):
+        load_search(tmp_path / "nosuch.yaml")
+    with pytest.raises(UserError) as info:
+        load_study("nosuch")
+    assert f"built-in studies: {', '.join(studies)}" in str(info.value) and "hparams" not in str(info.value)
+    with pytest.raises(UserError) as info:
+        load_study(tmp_path / "nosuch.yaml")
+    assert str(info.value).endswith(f"one of: {', '.join(studies)}")
 
 
 def test_last_error_line_of_a_worker_log():

@@ -73,7 +73,8 @@ def test_optimizer_study_writes_results_report_plots_and_skips_on_rerun(tmp_path
     report = (out / "study.md").read_text()
     assert ("| experiment | model | optimizer | lr | batch | image size | augmentation | optim.weight_decay"
             not in report)  # only keys the study varies get extra columns
-    assert "| experiment | model | optimizer | lr | batch | image size | augmentation | val acc | test acc | top-5 | time | n |" in report
+    assert ("| experiment | model | optimizer | lr | batch | image size | augmentation | val acc | test acc | top-5 "
+            "| time | n |") in report
     sgd = next(r for r in results["runs"] if r["variant"] == "sgd")
     assert f"| sgd | resnet20 | sgd | 0.05 | 32 | 8 | yes | {sgd['val/accuracy']:.4f} |" in report
     adam = next(r for r in results["runs"] if r["variant"] == "adam")
@@ -100,6 +101,33 @@ def test_optimizer_study_writes_results_report_plots_and_skips_on_rerun(tmp_path
     # The same folder with other settings is refused instead of mixing results.
     with pytest.raises(UserError, match="was trained with other settings"):
         run_study(spec, overrides=[*FAST, "train.epochs=3"], out=out, echo=lines.append)
+
+
+def test_a_study_metric_is_checked_before_training(tmp_path, count_training):
+    spec = write_study(tmp_path, vary={"optim.lr": [0.01, 0.1]}, metric="val/acc")
+    with pytest.raises(UserError, match=r"study.yaml: metric: val/acc is not a metric of a classification run; "
+                                        r"did you mean 'val/accuracy'\?"):
+        run_study(spec, overrides=FAST, out=tmp_path / "out", echo=lambda line: None)
+    assert count_training == [] and not (tmp_path / "out").exists()
+    # The task comes from the runs' configs: a regression study is checked against regression metrics.
+    spec = write_study(tmp_path, vary={"optim.lr": [0.01, 0.1]}, metric="val/accuracy")
+    with pytest.raises(UserError, match="is not a metric of a regression run"):
+        run_study(spec, overrides=[*FAST, "data.task=regression"], out=tmp_path / "out", echo=lambda line: None)
+    assert count_training == []
+
+
+def test_other_settings_say_what_was_and_what_is_now(tmp_path, count_training):
+    from resnetlab.studies.runner import plan_study
+
+    spec = write_study(tmp_path, vary={"optim.lr": [0.01]})
+    out = tmp_path / "out"
+    (run,) = plan_study(spec, overrides=["train.epochs=2"], out=out)
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / RUN_FILE).write_text(json.dumps({"variant": run.variant, "seed": None, "overrides": run.identity}))
+    with pytest.raises(UserError) as info:
+        run_study(spec, overrides=["train.epochs=1"], out=out, echo=lambda line: None)
+    assert f"{run.run_dir} was trained with other settings (train.epochs was 2, now 1); " in str(info.value)
+    assert count_training == []
 
 
 def test_failing_variants_are_recorded_and_the_others_finish(tmp_path):
@@ -241,6 +269,7 @@ def test_regression_study_reports_srcc_and_plcc(tmp_path):
     report = (out / "study.md").read_text()
     assert "| val SRCC | val PLCC | test SRCC | test PLCC |" in report and "val acc" not in report
     run = results["runs"][1]
-    assert f"| {run['val/srcc']:.4f} | {run['val/plcc']:.4f} | {run['test/srcc']:.4f} | {run['test/plcc']:.4f} |" in report
+    assert (f"| {run['val/srcc']:.4f} | {run['val/plcc']:.4f} | {run['test/srcc']:.4f} "
+            f"| {run['test/plcc']:.4f} |") in report
     delta = run["val/srcc"] - results["runs"][0]["val/srcc"]
     assert f"| 0.03 | {run['val/srcc']:.4f} | {delta:+.4f} |" in report

@@ -96,6 +96,11 @@ def search(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         print("interrupted; run the same command again to continue the search", file=sys.stderr)
         return 130
+    if outcome.failed:
+        # Like a study with a failed run: a script must not go on as if the search had worked.
+        why = "stopped after failed trials" if outcome.stopped else "no trial completed"
+        print(f"search {outcome.study_name}: {why}; see the error column of {outcome.report}", file=sys.stderr)
+        return 1
     return 0
 
 

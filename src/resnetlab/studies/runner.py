@@ -31,7 +31,7 @@ import yaml
 
 from resnetlab.config import Config, build_config, to_dict
 from resnetlab.errors import UserError
-from resnetlab.studies.spec import StudySpec, config_tokens, flatten
+from resnetlab.studies.spec import StudySpec, changed_settings, check_metric, config_tokens, flatten
 
 RUN_FILE = "study_run.json"
 LOG_FILE = "study.log"
@@ -152,6 +152,9 @@ def run_study(spec: StudySpec, *, overrides: Sequence[str] = (), jobs: int = 1, 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"--jobs takes a whole number >= 1, got {jobs!r}")
     runs = plan_study(spec, overrides=overrides, out=out)
+    if spec.metric is not None:
+        for task in dict.fromkeys(run.settings.get("data.task", "classification") for run in runs):
+            check_metric(spec.metric, str(task), spec.source)
     root = study_root(spec, overrides=overrides, out=out)
     root.mkdir(parents=True, exist_ok=True)
     outcome = StudyOutcome(root=root, runs=runs, status={}, errors={})
@@ -320,8 +323,8 @@ def _check_same_plan(runs: list[PlannedRun]) -> None:
             continue
         before = json.loads(path.read_text()).get("overrides")
         if before != run.identity:
-            changed = sorted(set(run.identity) ^ set(before or []))
-            raise UserError(f"{run.run_dir} was trained with other settings ({', '.join(changed[:4])}); "
+            raise UserError(f"{run.run_dir} was trained with other settings "
+                            f"({changed_settings(before or [], run.identity)}); "
                             "give the study another --out folder or delete that run folder")
 
 

@@ -29,7 +29,7 @@ import yaml
 
 from resnetlab.config import build_config, to_dict
 from resnetlab.errors import UserError
-from resnetlab.studies.spec import Param, SearchSpec, config_tokens
+from resnetlab.studies.spec import Param, SearchSpec, changed_settings, check_metric, config_tokens
 
 if TYPE_CHECKING:
     import optuna
@@ -52,8 +52,14 @@ class SearchOutcome:
     best_config: Path | None = None
     retrained: Path | None = None
     interrupted: bool = False
+    stopped: bool = False  # this worker gave up after too many failed trials
     trained: int = 0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """The search did not do its work: it stopped on failures, or no trial completed."""
+        return self.stopped or not self.counts.get("COMPLETE")
 
 
 def search_root(spec: SearchSpec, *, overrides: Sequence[str] = (), study_name: str | None = None,
@@ -74,10 +80,7 @@ def run_search(spec: SearchSpec, *, overrides: Sequence[str] = (), trials: int |
         raise UserError(f"{spec.source}: how many trials? pass --trials N (shared by every worker) or set trials:")
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise UserError(f"--trials takes a whole number >= 1, got {trials!r}")
-    try:
-        build_config([*spec.base, *overrides])
-    except UserError as exc:
-        raise UserError(f"{spec.source} with the command-line overrides: {exc}") from None
+    check_search(spec, overrides=overrides)
     study_name = study_name or spec.name
     root = search_root(spec, overrides=overrides, study_name=study_name, out=out)
     root.mkdir(parents=True, exist_ok=True)
@@ -86,7 +89,8 @@ def run_search(spec: SearchSpec, *, overrides: Sequence[str] = (), trials: int |
     previous_verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own one line per trial instead
     try:
-        study = _open_study(spec, url=url, study_name=study_name, root=root)
+        study = _open_study(spec, url=url, study_name=study_name, root=root,
+                            settings=_shared_settings([*spec.base, *overrides]))
         outcome = SearchOutcome(root=root, study_name=study_name, storage=url, counts={}, best=None,
                                 report=root / "search.md")
         try:
@@ -105,6 +109,42 @@ def run_search(spec: SearchSpec, *, overrides: Sequence[str] = (), trials: int |
         return outcome
     finally:
         optuna.logging.set_verbosity(previous_verbosity)
+
+
+def check_search(spec: SearchSpec, *, overrides: Sequence[str] = ()) -> None:
+    """What would make every trial fail, found before any trial runs: the base with the overrides, both
+    ends of every range and every choice (each must build a valid config), and the metric."""
+    try:
+        cfg = build_config([*spec.base, *overrides])
+    except UserError as exc:
+        raise UserError(f"{spec.source} with the command-line overrides: {exc}") from None
+    for param in spec.space:
+        points = [("choice", c) for c in param.choices] if param.kind == "categorical" \
+            else [("low", param.low), ("high", param.high)]
+        for label, value in points:
+            try:
+                build_config([*spec.base, *overrides, *config_tokens({param.key: value})])
+            except UserError as exc:
+                shown = repr(value) if isinstance(value, str) else value
+                raise UserError(f"{spec.source}: space: {param.key} {label} {shown}: {exc}") from None
+    check_metric(spec.metric, cfg.data.task, spec.source)
+
+
+# Keys that may differ between workers (other machines, other cores) without changing what a trial learns.
+LOCAL_KEYS = ("output.dir", "output.name", "output.progress", "output.tensorboard", "train.resume",
+              "train.threads", "train.device", "data.dir", "data.cache_dir", "data.workers")
+
+
+def _shared_settings(tokens: Sequence[str]) -> list[str]:
+    """The override tokens every worker of one search must share; config files by name, as their folder
+    differs between machines."""
+    shared = []
+    for token in tokens:
+        key, _, value = token.partition("=")
+        if key.strip() in LOCAL_KEYS:
+            continue
+        shared.append(f"config={Path(value.strip()).name}" if key.strip() == "config" else token)
+    return shared
 
 
 # ---------------------------------------------------------------- the study and its storage
@@ -134,7 +174,8 @@ def open_storage(url: str) -> Any:
     raise UserError(f"--storage {url}: cannot open it ({_first_line(last)})")
 
 
-def _open_study(spec: SearchSpec, *, url: str, study_name: str, root: Path) -> optuna.Study:
+def _open_study(spec: SearchSpec, *, url: str, study_name: str, root: Path,
+                settings: list[str]) -> optuna.Study:
     import optuna
 
     storage = open_storage(url)
@@ -160,6 +201,13 @@ def _open_study(spec: SearchSpec, *, url: str, study_name: str, root: Path) -> o
     elif stored != identity:
         raise UserError(f"study '{study_name}' in {url} belongs to another search (metric {stored.get('metric')}, "
                         f"space {', '.join(stored.get('space', []))}); use another --study-name")
+    # Trials of one search share their base settings: a rerun with train.epochs=1 must not join 2-epoch trials.
+    before = study.user_attrs.get("resnetlab_settings")
+    if before is None:  # a new study (or one from before this check)
+        study.set_user_attr("resnetlab_settings", settings)
+    elif before != settings:
+        raise UserError(f"{root} was trained with other settings ({changed_settings(before, settings)}); "
+                        "give the search another --out folder or --study-name, or delete that folder")
     return study
 
 
@@ -210,6 +258,7 @@ def _work(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], trials
             continue
         if failures >= max(3, trials):
             echo(f"stopping: {failures} trials failed in this worker; see trials.csv for their errors")
+            outcome.stopped = True
             return
         waiting_said = False
         number = _run_one(study, spec, overrides=overrides, trials=trials, root=root)

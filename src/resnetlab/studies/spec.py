@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
@@ -40,6 +41,7 @@ RESERVED_KEYS = ("output.dir", "output.name", "train.resume")
 # Names the study folder uses for itself.
 RESERVED_NAMES = ("plots",)
 LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "error")
+PLURAL = {"study": "studies", "search": "searches"}
 
 
 @dataclass(frozen=True)
@@ -111,18 +113,26 @@ def describe_builtins() -> list[tuple[str, str, str]]:
     return rows
 
 
+def builtin_names(what: str) -> list[str]:
+    """The built-in studies (``what="study"``) or searches (``what="search"``)."""
+    return [name for name, kind, _ in describe_builtins() if kind == what]
+
+
 def _read(study: str | Path, *, what: str) -> tuple[dict[str, Any], str, str, Path | None]:
     """The mapping in a study/search file or built-in, its name, where it came from, its folder."""
     path = Path(study)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
-            raise UserError(f"{what} file {path} not found; give a YAML file or one of: {', '.join(builtin_studies())}")
+            raise UserError(f"{what} file {path} not found; give a YAML file or one of: "
+                            f"{', '.join(builtin_names(what))}")
         text, source, name, folder = path.read_text(), str(path), path.stem, path.parent
     else:
-        names = builtin_studies()
-        if str(study) not in names:
+        # A built-in of the other kind is read, so that load_study/load_search can say which command runs it.
+        if str(study) not in builtin_studies():
+            names = builtin_names(what)
             hint = _closest(str(study), names)
-            raise UserError(f"no {what} file or built-in named '{study}'{hint}; built-ins: {', '.join(names)}")
+            raise UserError(f"no {what} file or built-in named '{study}'{hint}; built-in {PLURAL[what]}: "
+                            f"{', '.join(names)}")
         text = (resources.files("resnetlab.studies") / "builtin" / f"{study}.yaml").read_text()
         source, name, folder = f"built-in {what} '{study}'", str(study), None
     try:
@@ -348,22 +358,33 @@ def _param(key: str, spec: Any, source: str) -> Param:
             raise UserError(f"{where}: categorical choices must be single values (numbers, words, true/false); "
                             f"got {odd!r}")
         return Param(key=key, kind=kind, choices=tuple(choices))
+    bounds = {}
     for bound in ("low", "high"):
-        value = spec.get(bound)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{where}: {kind} needs a number {bound}:, got {value!r} (write 1.0e-3, not 1e-3)")
-    low, high = float(spec["low"]), float(spec["high"])
+        bounds[bound] = _number(spec.get(bound))
+        if bounds[bound] is None:
+            raise UserError(f"{where}: {kind} needs a number {bound}:, got {spec.get(bound)!r}")
+    low, high = bounds["low"], bounds["high"]
     if low >= high:
         raise UserError(f"{where}: low ({low:g}) must be below high ({high:g})")
     if kind == "loguniform" and low <= 0:
         raise UserError(f"{where}: loguniform needs low > 0, got {low:g}")
-    step = spec.get("step", 1)
     if kind == "int":
-        if not all(isinstance(spec[b], int) and not isinstance(spec[b], bool) for b in ("low", "high")) \
-                or isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        step = _number(spec.get("step", 1))
+        if not all(v is not None and v == int(v) for v in (low, high, step)) or step < 1:
             raise UserError(f"{where}: int needs whole numbers low:, high: and step: >= 1")
-        return Param(key=key, kind=kind, low=spec["low"], high=spec["high"], step=step)
+        return Param(key=key, kind=kind, low=int(low), high=int(high), step=int(step))
     return Param(key=key, kind=kind, low=low, high=high)
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, also from a string: YAML reads 1e-3 (no dot) as one, as studies and overrides accept it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _choice_block(raw: Any, fields: dict[str, tuple[str, ...]], source: str, what: str) -> dict[str, Any]:
@@ -387,6 +408,61 @@ def _choice_block(raw: Any, fields: dict[str, tuple[str, ...]], source: str, wha
 def lower_is_better(metric: str) -> bool:
     key = metric.split("/", 1)[-1]
     return any(word in key for word in LOWER_IS_BETTER)
+
+
+def metric_names(task: str) -> list[str]:
+    """The metric names (without split) a run of ``task`` can report, asked of the metrics code itself.
+
+    Placeholder outputs with six classes and clip groups, so ``top5`` and ``clip_*`` are included;
+    whether the data really has them is the trainer's check (``train.monitor``), once the data is loaded.
+    """
+    import warnings
+
+    import numpy as np
+
+    from resnetlab.api.assemble import Task
+
+    n = 12
+    groups = np.arange(n) // 2
+    if task == "regression":
+        outputs, targets = np.zeros((n, 1), dtype=np.float32), np.linspace(0.0, 1.0, n, dtype=np.float32)
+        placeholder = Task(kind="regression", class_names=[])
+    else:
+        outputs, targets = np.zeros((n, 6), dtype=np.float32), np.arange(n) % 6
+        placeholder = Task(kind="classification", class_names=[str(i) for i in range(6)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant outputs: undefined correlations are expected here
+        scalars, _ = placeholder.metrics(outputs, targets, groups)
+    return sorted(k for k, v in scalars.items() if isinstance(v, (int, float)))
+
+
+def check_metric(metric: str, task: str, source: str) -> None:
+    """``metric:`` must name a metric a ``task`` run reports; checked before anything trains."""
+    split, _, key = metric.partition("/")
+    keys = metric_names(task)
+    if key not in keys:
+        # Compared without the split, which every name shares: "acc" is close to "accuracy", "srcc" to no
+        # classification metric.
+        match = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
+        hint = f"; did you mean '{split}/{match[0]}'?" if match else ""
+        raise UserError(f"{source}: metric: {metric} is not a metric of a {task} run{hint}; "
+                        f"choose one of {', '.join(f'{split}/{k}' for k in keys)}")
+
+
+def changed_settings(before: Sequence[str], now: Sequence[str]) -> str:
+    """What differs between two lists of override tokens: ``train.epochs was 2, now 1``."""
+    old, new = _by_key(before), _by_key(now)
+    changes = [f"{key} was {old.get(key, 'not set')}, now {new.get(key, 'not set')}"
+               for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)]
+    if not changes:  # the same values, given in another order
+        return f"overrides were {' '.join(before)}, now {' '.join(now)}"
+    return "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
+
+
+def _by_key(tokens: Iterable[str]) -> dict[str, str]:
+    # The last token for a key wins, as in the config builder.
+    pairs = (str(token).partition("=") for token in tokens)
+    return {key.strip(): value.strip() for key, _, value in pairs}
 
 
 def config_tokens(settings: Mapping[str, Any]) -> list[str]:
