@@ -32,6 +32,14 @@ def test_overrides_are_typed_and_applied_in_order():
     assert cfg.data.mean == [0.5]
 
 
+def test_a_typed_key_wins_over_a_preset_wherever_it_stands(tmp_path):
+    (tmp_path / "exp.yaml").write_text("train: {epochs: 4, batch_size: 8}\n")
+    cfg = build_config(["train.epochs=1", "preset=resnet18_frozen", f"config={tmp_path / 'exp.yaml'}"])
+    assert cfg.train.epochs == 1  # the preset (50) and the file (4) come first
+    assert cfg.train.batch_size == 8 and cfg.model.freeze == "backbone"  # the file over the preset, in order
+    assert build_config(["preset=resnet18_frozen", "preset=quick"]).train.epochs == 8  # presets in order
+
+
 def test_preset_inherits_from_base():
     cfg = build_config(["preset=resnet18_frozen"])
     assert cfg.model.freeze == "backbone" and cfg.optim.name == "adamw"

@@ -67,22 +67,28 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def parse_overrides(tokens: Iterable[str]) -> dict[str, Any]:
-    """Turn ``["preset=x", "optim.lr=0.01"]`` into a nested dict, files and presets expanded."""
-    merged: dict[str, Any] = {}
+    """Turn ``["preset=x", "optim.lr=0.01"]`` into a nested dict, files and presets expanded.
+
+    Presets and files are layered first, in the order given, then every ``key=value`` in order:
+    a key typed out wins over any preset wherever it stands (``train.epochs=1 preset=quick``
+    trains one epoch, as it reads).
+    """
+    layers: dict[str, Any] = {}
+    keys: dict[str, Any] = {}
     for token in tokens:
         key, sep, raw = token.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UserError(f"cannot read '{token}': overrides are key=value, e.g. optim.lr=0.01")
         if key == "preset":
-            merged = _merge(merged, read_preset(raw.strip()))
+            layers = _merge(layers, read_preset(raw.strip()))
         elif key == "config":
             data = read_yaml(raw.strip())
             from_dict(Config, data, source=raw.strip())  # on its own first, so an error names the file
-            merged = _merge(merged, data)
+            layers = _merge(layers, data)
         else:
-            merged = _merge(merged, _nest(key.split("."), _parse_value(raw)))
-    return merged
+            keys = _merge(keys, _nest(key.split("."), _parse_value(raw)))
+    return _merge(layers, keys)
 
 
 def build_config(overrides: Iterable[str] = (), *, base: dict[str, Any] | None = None) -> Config:
