@@ -114,6 +114,8 @@ def test_search_input_mistakes(tmp_path):
         run_search(spec, out=tmp_path / "a")
     with pytest.raises(UserError, match="is not a storage URL"):
         run_search(spec, trials=2, storage="search.db", out=tmp_path / "a")
+    with pytest.raises(UserError, match=r"--storage foo://bar: SQLAlchemy cannot open it \(.*\); use a database URL"):
+        run_search(spec, trials=2, storage="foo://bar", out=tmp_path / "a")
     with pytest.raises(UserError, match="unknown config key 'optim.lrr'"):
         run_search(spec, trials=2, overrides=["optim.lrr=1"], out=tmp_path / "a")
 

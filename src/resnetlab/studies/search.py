@@ -170,7 +170,10 @@ def open_storage(url: str) -> Any:
             last = exc
             time.sleep(0.5 + attempt)
         except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as exc:
-            raise UserError(f"--storage {url}: {_first_line(exc)}") from None
+            # e.g. an unknown scheme, or a database driver that is not installed (psycopg2 for postgresql)
+            raise UserError(f"--storage {url}: SQLAlchemy cannot open it ({_first_line(exc)}); use a database URL "
+                            "such as sqlite:///runs/search.db or postgresql://user@host/db, with its driver "
+                            "installed") from None
     raise UserError(f"--storage {url}: cannot open it ({_first_line(last)})")
 
 
