@@ -5,7 +5,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from resnetlab.baselines.hog import HogParams, hog_features
-from resnetlab.baselines.svm import SvmParams, build_svm, decision_scores, fit_svm, fitted_settings
+from resnetlab.baselines.svm import SvmParams, build_svm, converged, decision_scores, fit_svm, fitted_settings
 from resnetlab.errors import UserError
 
 
@@ -86,3 +86,11 @@ def test_fitted_settings_are_what_the_pipeline_used(digit_features):
     assert settings["gamma"] > 0  # "scale" resolved to the number the SVC used
     linear = SvmParams(kernel="linear", gamma=0.1, pca_components=50)
     assert set(fitted_settings(fit_svm(train_x, train_y, linear), linear)) == {"kernel", "C", "max_iter", "seed"}
+
+
+def test_a_linear_svm_stopped_early_is_reported_not_warned(digit_features, recwarn):
+    train_x, train_y = digit_features[0][:300], digit_features[1][:300]
+    stopped = fit_svm(train_x, train_y, SvmParams(kernel="linear", C=100.0, max_iter=2))
+    assert not converged(stopped) and not [w for w in recwarn if "converge" in str(w.message).lower()]
+    assert converged(fit_svm(train_x, train_y, SvmParams(kernel="linear")))
+    assert converged(fit_svm(train_x, train_y, SvmParams(kernel="rbf")))

@@ -23,7 +23,7 @@ import yaml
 from scipy.special import softmax
 
 from resnetlab.baselines.hog import HogParams, cached_hog_features, zero_share
-from resnetlab.baselines.svm import SvmParams, decision_scores, fit_svm, fitted_settings
+from resnetlab.baselines.svm import DEFAULT_C, SvmParams, converged, decision_scores, fit_svm, fitted_settings
 from resnetlab.config import build_config, to_dict
 from resnetlab.config.schema import DataConfig
 from resnetlab.errors import UserError
@@ -130,6 +130,9 @@ def train_hog_svm(
     start = time.perf_counter()
     model = fit_svm(features["train"], bundle.train.targets, svm_params)
     fit_seconds = time.perf_counter() - start
+    if not converged(model):
+        log(f"note: the linear SVM stopped at {svm_params.max_iter} iterations before converging, so it may score "
+            f"a little lower; a smaller --C converges sooner (the linear default is {DEFAULT_C['linear']:g})")
     kept = fitted_settings(model, svm_params).get("pca_components")
     if kept is not None and kept < svm_params.pca_components:
         log(f"note: PCA keeps {kept} components (no more than the training images or features), "

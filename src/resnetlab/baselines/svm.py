@@ -21,6 +21,7 @@ a monotone squashing for display, not a calibrated probability.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -99,11 +100,20 @@ def fit_svm(features: np.ndarray, targets: np.ndarray, params: SvmParams) -> Pip
     classes = np.unique(targets)
     if len(classes) < 2:
         raise UserError(f"the training split holds {len(classes)} class; an SVM needs at least 2")
+    from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
 
     model = build_svm(params, num_features=features.shape[1], num_samples=len(features))
-    with threadpool_limits(limits=BLAS_THREADS):
+    with threadpool_limits(limits=BLAS_THREADS), warnings.catch_warnings():
+        # Not converging is reported once, in words, by the caller (see `converged`).
+        warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(features, targets)
+
+
+def converged(model: Pipeline) -> bool:
+    """False when the linear SVM stopped at max_iter (the exact RBF SVC always runs to the end)."""
+    svm = model.steps[-1][1]
+    return not (hasattr(svm, "max_iter") and svm.max_iter > 0 and int(np.max(svm.n_iter_)) >= svm.max_iter)
 
 
 def fitted_settings(model: Pipeline, params: SvmParams) -> dict[str, object]:
