@@ -118,3 +118,20 @@ def test_abbreviated_options_are_refused_not_guessed(tmp_path, capsys):
         main(["baseline", "hog-svm", "data.source=digits", "data.image_size=16", "--c", "1", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "unrecognized arguments: --c 1" in err and not any(tmp_path.iterdir())
+
+
+def test_eval_and_predict_compile_on_request(run_dir, tmp_path, monkeypatch):
+    from resnetlab.evaluate import inference
+
+    compiled = []
+    monkeypatch.setattr(inference.torch, "compile", lambda module: compiled.append(module) or module)
+    digits = load_digits()
+    for i in range(3):
+        Image.fromarray((digits.images[i] * 16).astype(np.uint8)).save(tmp_path / f"img{i}.png")
+    plain, fast = tmp_path / "plain.csv", tmp_path / "fast.csv"
+    assert main(["predict", str(run_dir), str(tmp_path / "img*.png"), "--out", str(plain)]) == 0
+    assert compiled == []
+    assert main(["predict", str(run_dir), str(tmp_path / "img*.png"), "--out", str(fast), "--compile"]) == 0
+    assert len(compiled) == 1 and fast.read_text() == plain.read_text()
+    assert main(["eval", str(run_dir), "--compile", "--out", str(tmp_path / "eval")]) == 0
+    assert len(compiled) == 2

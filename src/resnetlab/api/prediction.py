@@ -15,6 +15,7 @@ from resnetlab.data.augment import normalize
 from resnetlab.data.loader import BatchLoader
 from resnetlab.errors import UserError
 from resnetlab.evaluate.inference import run_model
+from resnetlab.train.device import use_channels_last
 
 
 @dataclass
@@ -75,15 +76,19 @@ def _check_output_file(path: Path, *, option: str) -> None:
 
 
 def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out: str | Path = "predictions.csv",
-            tta: bool = False, batch_size: int = 128) -> PredictResult:
-    """Predict every readable image; write ``id,label,<class probabilities>`` (regression: ``id,score``)."""
+            tta: bool = False, batch_size: int = 128, compile: bool = False) -> PredictResult:
+    """Predict every readable image; write ``id,label,<class probabilities>`` (regression: ``id,score``).
+
+    The model runs as in training's validation (the run's precision and memory layout);
+    ``compile`` adds ``torch.compile``: slower to start, faster on many images.
+    """
     import csv
 
     from resnetlab.data.bundle import BadFile
     from resnetlab.data.decode import decode_image
 
     trained = load_trained(run_or_checkpoint)
-    device, _ = device_here(trained.config)
+    device, amp_dtype = device_here(trained.config)
     _check_output_file(Path(out), option="--out")
     features = None
     if trained.uses_features:
@@ -119,7 +124,9 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
                                  features=None if features is None else features[rows])
             result = run_model(for_eval(trained.model.to(device), trained.config), loader,
                                prepare=lambda x: normalize(x, trained.mean, trained.std), tta=tta,
-                               uses_features=trained.uses_features)
+                               uses_features=trained.uses_features, amp_dtype=amp_dtype, compile=compile,
+                               channels_last=use_channels_last(trained.config.train.channels_last, amp_dtype,
+                                                               device))
             if task.kind == "classification":
                 probs = torch.from_numpy(result.outputs).softmax(dim=1).numpy()
                 for path, row in zip(kept, probs):

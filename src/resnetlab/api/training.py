@@ -105,7 +105,7 @@ def train(config: Config | None = None, *, overrides: Sequence[str] = (),
     set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     amp_dtype = resolve_precision(cfg.train.precision, device)
-    channels_last = use_channels_last(cfg.train.channels_last, amp_dtype) and device.type != "mps"
+    channels_last = use_channels_last(cfg.train.channels_last, amp_dtype, device)
     dist = init_distributed(device)
 
     run_dir, resume_from = _run_dir(cfg, dist)

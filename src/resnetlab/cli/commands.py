@@ -41,7 +41,8 @@ def train(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from resnetlab import api
 
-    result = api.evaluate(args.run, overrides=args.overrides, split=args.split, tta=args.tta, out_dir=args.out)
+    result = api.evaluate(args.run, overrides=args.overrides, split=args.split, tta=args.tta, out_dir=args.out,
+                          compile=args.compile)
     print(result.format())
     return 0
 
@@ -49,7 +50,8 @@ def evaluate(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     from resnetlab import api
 
-    result = api.predict(args.run, args.inputs, out=args.out, tta=args.tta, batch_size=args.batch_size)
+    result = api.predict(args.run, args.inputs, out=args.out, tta=args.tta, batch_size=args.batch_size,
+                         compile=args.compile)
     print(f"wrote {result.count} predictions to {result.path}")
     if result.skipped:
         print(f"skipped {len(result.skipped)} unreadable files:", file=sys.stderr)

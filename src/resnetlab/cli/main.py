@@ -14,6 +14,7 @@ from resnetlab import __version__
 from resnetlab.cli import baseline_commands, commands, study_commands
 from resnetlab.errors import UserError
 
+COMPILE_HELP = "torch.compile the model: up to a minute to start, then faster (for many images)"
 OVERRIDES_HELP = ("config overrides: preset=NAME, config=FILE.yaml, section.key=value "
                   "(resnetlab config --keys lists them)")
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", default=[], help="data.* overrides, e.g. data.source=path/to/new/images")
     p.add_argument("--split", choices=("val", "test", "train"), default="val")
     p.add_argument("--tta", action="store_true", help="average predictions over horizontal flips")
+    p.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     p.add_argument("--out", metavar="DIR", help="where to write (default RUN/eval-<split>)")
     p.set_defaults(func=commands.evaluate)
 
@@ -71,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", metavar="IMAGES_OR_FOLDER", nargs="+",
                    help="a folder, a glob, image files or a CSV of paths")
     p.add_argument("--out", default="predictions.csv")
-    p.add_argument("--tta", action="store_true")
+    p.add_argument("--tta", action="store_true", help="average predictions over horizontal flips")
+    p.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     p.add_argument("--batch-size", type=_positive, default=128)
     p.set_defaults(func=commands.predict)
 

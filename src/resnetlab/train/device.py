@@ -65,9 +65,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def use_channels_last(setting: str, dtype: torch.dtype | None) -> bool:
-    # channels_last pays off with the reduced-precision kernels (oneDNN, tensor cores).
-    return setting == "true" or (setting == "auto" and dtype is not None)
+def use_channels_last(setting: str, dtype: torch.dtype | None, device: torch.device) -> bool:
+    # channels_last pays off with the reduced-precision kernels (oneDNN, tensor cores); MPS lacks them.
+    return device.type != "mps" and (setting == "true" or (setting == "auto" and dtype is not None))
 
 
 def set_threads(threads: int) -> int:
