@@ -135,3 +135,58 @@ def test_eval_and_predict_compile_on_request(run_dir, tmp_path, monkeypatch):
     assert len(compiled) == 1 and fast.read_text() == plain.read_text()
     assert main(["eval", str(run_dir), "--compile", "--out", str(tmp_path / "eval")]) == 0
     assert len(compiled) == 2
+
+
+class Trained(Exception):
+    """Raised by a stand-in for api.train: the command got as far as training, with this config."""
+
+
+def stand_in_train(cfg):
+    raise Trained(cfg)
+
+
+def test_a_bare_train_at_a_terminal_asks_for_a_preset(monkeypatch, capsys):
+    from resnetlab import api
+    from resnetlab.cli import commands
+
+    monkeypatch.setattr(commands, "is_interactive", lambda: True)
+    monkeypatch.setattr(api, "train", stand_in_train)
+    answers = iter(["resnet19", "99", "debug"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    with pytest.raises(Trained) as reached:
+        main(["train"])
+    out = capsys.readouterr().out
+    assert "quick" in out and "Seconds, not minutes" in out  # the list, with what each preset is for
+    assert out.count("is not one of them") == 2
+    cfg = reached.value.args[0]
+    assert cfg.model.name == "resnet20" and cfg.train.epochs == 2  # the debug preset
+
+
+def test_the_picker_takes_enter_a_number_or_stops_on_end_of_input():
+    from resnetlab.cli.preset_picker import pick_preset
+    from resnetlab.config import list_presets
+    from resnetlab.errors import UserError
+
+    quiet = lambda line: None  # noqa: E731
+    assert pick_preset(ask=lambda prompt: "", say=quiet) == "quick"
+    assert pick_preset(ask=lambda prompt: "1", say=quiet) == list_presets()[0]
+
+    def end(prompt):
+        raise EOFError
+
+    with pytest.raises(UserError, match="no preset chosen"):
+        pick_preset(ask=end, say=quiet)
+
+
+def test_train_with_overrides_or_without_a_terminal_never_asks(monkeypatch):
+    from resnetlab import api
+    from resnetlab.cli import commands
+
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("asked"))
+    monkeypatch.setattr(api, "train", stand_in_train)
+    monkeypatch.setattr(commands, "is_interactive", lambda: False)
+    with pytest.raises(Trained):
+        main(["train"])
+    monkeypatch.setattr(commands, "is_interactive", lambda: True)
+    with pytest.raises(Trained):
+        main(["train", "preset=test"])

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from resnetlab.config import all_keys, build_config, list_presets, read_yaml, to_dict
+from resnetlab.config import all_keys, build_config, describe_preset, list_presets, read_yaml, to_dict
 from resnetlab.config.schema import Config
 from resnetlab.errors import UserError
+from resnetlab.train.progress import is_interactive
 
 
 def train(args: argparse.Namespace) -> int:
@@ -26,6 +27,10 @@ def train(args: argparse.Namespace) -> int:
             raise UserError(f"--resume {args.resume}: no config.yaml there; give the folder of a run")
         cfg = build_config([*overrides, f"train.resume={run_dir}"], base=read_yaml(run_dir / "config.yaml"))
     else:
+        if not overrides and is_interactive():  # a bare `resnetlab train` at a terminal asks which preset
+            from resnetlab.cli.preset_picker import pick_preset
+
+            overrides = [f"preset={pick_preset()}"]
         cfg = build_config(overrides)
     try:
         result = api.train(cfg)
@@ -98,7 +103,8 @@ def report(args: argparse.Namespace) -> int:
 
 def show_config(args: argparse.Namespace) -> int:
     if args.presets:
-        print("\n".join(list_presets()))
+        width = max(map(len, list_presets()))
+        print("\n".join(f"{name:{width}}  {describe_preset(name)}" for name in list_presets()))
         return 0
     if args.keys:
         _print_keys()

@@ -33,6 +33,13 @@ def list_presets() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def describe_preset(name: str) -> str:
+    """The first line of the preset's leading comment (what it is for); "" if it has none."""
+    text = (resources.files("resnetlab.config") / "presets" / f"{name}.yaml").read_text()
+    first = text.lstrip().splitlines()[0] if text.strip() else ""
+    return first.lstrip("#").strip() if first.startswith("#") else ""
+
+
 def read_preset(name: str) -> dict[str, Any]:
     """The preset's own keys merged over its ``base`` chain (not yet validated)."""
     presets = list_presets()
