@@ -146,16 +146,9 @@ def test_space_values_and_metric_are_checked_before_any_trial(tmp_path, extra, o
 
 
 def run_search_cli(*argv):
-    import argparse
+    from resnetlab.cli.main import main
 
-    from resnetlab.cli.study_commands import register
-
-    parser = argparse.ArgumentParser()
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true")
-    register(parser.add_subparsers(dest="command"), common)
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    return main(list(argv))
 
 
 def test_a_search_whose_trials_fail_exits_non_zero(tmp_path, monkeypatch, capsys):

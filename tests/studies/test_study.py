@@ -186,24 +186,10 @@ def test_seeds_give_mean_and_std_from_all_results(tmp_path):
     assert "| 2/2 |" in report
 
 
-def run_cli(*argv, through_main=True):
-    """Through resnetlab's main once it registers `study`; else (or for errors) through our parser alone."""
-    import argparse
+def run_cli(*argv):
+    from resnetlab.cli.main import main
 
-    from resnetlab.cli import main as cli_main
-
-    commands = next(a for a in cli_main.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    if through_main and "study" in commands.choices:
-        return cli_main.main(list(argv))
-
-    from resnetlab.cli.study_commands import register
-
-    parser = argparse.ArgumentParser()
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true")
-    register(parser.add_subparsers(dest="command"), common)
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    return main(list(argv))
 
 
 def test_jobs_run_in_parallel_processes_and_give_the_same_results(tmp_path, capsys):
@@ -240,10 +226,11 @@ def test_cli_lists_builtins_and_rejects_a_bad_study(tmp_path, capsys):
         capsys.readouterr().out.split())
     bad = tmp_path / "bad.yaml"
     bad.write_text("vary: {optim.lr: [0.1]}\nseed: 2\n")
-    with pytest.raises(UserError, match="unknown study key 'seed'"):
-        run_cli("study", str(bad), through_main=False)
-    with pytest.raises(UserError, match="--jobs takes a whole number"):
-        run_cli("study", "optimizer", "--jobs", "0", "--out", str(tmp_path / "x"), through_main=False)
+    capsys.readouterr()
+    assert run_cli("study", str(bad)) == 2
+    assert "unknown study key 'seed'" in capsys.readouterr().err
+    assert run_cli("study", "optimizer", "--jobs", "0", "--out", str(tmp_path / "x")) == 2
+    assert "--jobs takes a whole number" in capsys.readouterr().err
 
 
 def test_regression_study_reports_srcc_and_plcc(tmp_path):
