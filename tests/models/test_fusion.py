@@ -56,3 +56,13 @@ def test_reset_classifier_gives_a_new_head_or_the_fused_vector():
         model.reset_classifier(-1)
     with pytest.raises(UserError, match="num_classes True is not valid"):
         with_fusion(create_model("resnet20", num_classes=0), num_classes=True, feature_dim=3)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "bilinear", "add"])
+def test_every_fusion_runs_under_bf16_autocast(fusion):
+    model = with_fusion(create_model("resnet20", num_classes=0), num_classes=3, feature_dim=4, visual_dim=4,
+                        fusion=fusion)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(2, 3, 12, 12), torch.randn(2, 4))
+    assert out.shape == (2, 3) and torch.isfinite(out.float()).all()
+    out.float().sum().backward()

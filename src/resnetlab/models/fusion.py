@@ -68,7 +68,10 @@ class FusionModel(WrappedBackbone):
         if self.fusion == "concat":
             return torch.cat([visual, side], dim=1)
         if self.fusion == "bilinear":
-            return self.bilinear(visual, side)
+            # nn.Bilinear is not on autocast's lists, so under bf16/fp16 its inputs and fp32 weight
+            # would disagree; it is small, so it runs in fp32.
+            with torch.autocast(visual.device.type, enabled=False):
+                return self.bilinear(visual.float(), side.float())
         return visual + side
 
     def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
