@@ -64,3 +64,19 @@ def test_logger_is_a_no_op_without_tensorboard(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         TensorBoardLogger(tmp_path / "tb2").close()
+
+
+def test_a_training_run_logs_the_last_steps_gradients_each_epoch(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import resnetlab
+
+    result = resnetlab.train(overrides=["preset=test", "train.epochs=2", "train.threads=1", "output.tensorboard=true",
+                                        f"output.dir={tmp_path}", "output.name=tb"])
+    accumulator = EventAccumulator(str(result.run_dir / "tensorboard"), size_guidance={"histograms": 0})
+    accumulator.Reload()
+    histograms = accumulator.Tags()["histograms"]
+    assert "weights/conv1.weight" in histograms and "grads/conv1.weight" in histograms
+    grads = accumulator.Histograms("grads/fc.weight")
+    assert [event.step for event in grads] == [1, 2] and all(event.histogram_value.max > 0 for event in grads)

@@ -163,7 +163,7 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
             if boundary:
                 lr = schedule.lr(epoch_step0 + (micro - 1) // p.accumulate)
                 set_lr(p.optimizer, lr)
-                _step(p)
+                _step(p, keep_grads=micro == micro_per_epoch)
                 state.step += 1
                 if check:
                     mean_loss = (state.loss_sum + running.item()) / max(1, state.seen)  # sync point
@@ -207,6 +207,7 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
         state.schedule = {"stage": stage_index, "state": schedule.state_dict()}
         for hook in p.on_epoch_end:
             hook(row)
+        p.optimizer.zero_grad(set_to_none=True)  # the last step's gradients, kept for the hooks
         p.save("last", _snapshot(state))
         if improved:
             p.save("best", _snapshot(state))
@@ -224,10 +225,13 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
     return state
 
 
-def _step(p: TrainParts) -> None:
+def _step(p: TrainParts, *, keep_grads: bool = False) -> None:
+    """One optimizer step. ``keep_grads`` leaves this step's (unscaled) gradients in place for the
+    epoch-end hooks, which draw their histograms; the loop clears them before the next epoch."""
     if p.scaler is not None:
-        if p.grad_clip > 0:
+        if p.grad_clip > 0 or keep_grads:
             p.scaler.unscale_(p.optimizer)
+        if p.grad_clip > 0:
             nn.utils.clip_grad_norm_(p.model.parameters(), p.grad_clip)
         p.scaler.step(p.optimizer)
         p.scaler.update()
@@ -235,7 +239,8 @@ def _step(p: TrainParts) -> None:
         if p.grad_clip > 0:
             nn.utils.clip_grad_norm_(p.model.parameters(), p.grad_clip)
         p.optimizer.step()
-    p.optimizer.zero_grad(set_to_none=True)
+    if not keep_grads:
+        p.optimizer.zero_grad(set_to_none=True)
 
 
 def _locate(stages: list[StagePlan], epoch: int) -> tuple[int, int]:
