@@ -263,7 +263,9 @@ class Task:
             return dict(report.scalars), report
         scores = self.decode_scores(outputs)
         truth = self.decode_scores(targets.astype(np.float64)) if self.target_stats else targets
-        loss = float(np.mean((outputs.reshape(-1) - targets.reshape(-1)) ** 2))
+        # float64: a barely trained model's float32 outputs can square past float32's range
+        errors = outputs.reshape(-1).astype(np.float64) - targets.reshape(-1)
+        loss = float(np.mean(errors**2))
         scalars = regression_metrics(scores, truth, loss=loss)
         if groups is not None:
             scalars.update(clip_regression_metrics(scores, truth, groups))
