@@ -241,7 +241,9 @@ def test_changed_settings_say_what_was_and_what_is():
     assert changed_settings(["preset=test", "train.epochs=2"], ["preset=test", "train.epochs=1"]) \
         == "train.epochs was 2, now 1"
     assert changed_settings(["preset=test"], ["preset=quick", "optim.lr=0.1"]) \
-        == "preset was test, now quick; optim.lr was not set, now 0.1"
+        == "preset was test, now quick; optim.lr was 0.05, now 0.1"  # 0.05: what preset=test set
+    # A key a preset set is shown with that value, not as "not set".
+    assert changed_settings(["preset=test"], ["preset=test", "train.epochs=2"]) == "train.epochs was 1, now 2"
     assert changed_settings(["a.b=1", "c.d=2"], ["c.d=2", "a.b=1"]) == "overrides were a.b=1 c.d=2, now c.d=2 a.b=1"
 
 

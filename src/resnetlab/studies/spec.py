@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from resnetlab.config import all_keys, build_config
+from resnetlab.config import all_keys, build_config, to_dict
 from resnetlab.errors import UserError
 
 STUDY_KEYS = ("name", "description", "base", "preset", "vary", "grid", "seeds", "baseline", "metric")
@@ -450,13 +450,29 @@ def check_metric(metric: str, task: str, source: str) -> None:
 
 
 def changed_settings(before: Sequence[str], now: Sequence[str]) -> str:
-    """What differs between two lists of override tokens: ``train.epochs was 2, now 1``."""
+    """What differs between two lists of override tokens: ``train.epochs was 2, now 1``.
+
+    A key given on one side only is shown with the value the other side's config has (from a
+    preset or the defaults), so ``preset=test`` against ``preset=test train.epochs=2`` reads
+    "train.epochs was 1, now 2"; a key set to the value it had anyway is no change.
+    """
     old, new = _by_key(before), _by_key(now)
-    changes = [f"{key} was {old.get(key, 'not set')}, now {new.get(key, 'not set')}"
-               for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)]
+    old_config, new_config = _resolved(before), _resolved(now)
+    changes = []
+    for key in dict.fromkeys([*old, *new]):
+        was, is_now = old.get(key, old_config.get(key, "not set")), new.get(key, new_config.get(key, "not set"))
+        if old.get(key) != new.get(key) and str(was) != str(is_now):
+            changes.append(f"{key} was {was}, now {is_now}")
     if not changes:  # the same values, given in another order
         return f"overrides were {' '.join(before)}, now {' '.join(now)}"
     return "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
+
+
+def _resolved(tokens: Sequence[str]) -> dict[str, Any]:
+    try:
+        return flatten(to_dict(build_config(tokens)))
+    except UserError:  # tokens that no longer build (a preset renamed): compared as written
+        return {}
 
 
 def _by_key(tokens: Iterable[str]) -> dict[str, str]:
