@@ -130,8 +130,10 @@ def test_builtins_keep_their_native_size_unless_told():
     assert baseline_data_config(["data.source=fashion-mnist"]).image_size == 28
     assert baseline_data_config(["data.source=fashion-mnist", "data.image_size=56"]).image_size == 56
     assert baseline_data_config(["data.source=digits"]).image_size == 32  # 8 px is too small for HOG cells
-    with pytest.raises(UserError, match="data.\\* overrides only"):
+    with pytest.raises(UserError, match="data.\\* overrides only; got 'train.epochs=3' \\(HOG and SVM settings"):
         baseline_data_config(["train.epochs=3"])
+    with pytest.raises(UserError, match="the run folder is --out DIR and --name NAME"):
+        baseline_data_config(["output.dir=x"])
 
 
 @pytest.mark.slow

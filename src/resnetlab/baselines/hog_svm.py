@@ -51,7 +51,10 @@ def baseline_data_config(overrides: Sequence[str] = ()) -> DataConfig:
     data.image_size is given."""
     bad = [o for o in overrides if not o.strip().startswith("data.")]
     if bad:
-        raise UserError(f"the baseline takes data.* overrides only; got '{bad[0]}' (HOG/SVM settings are --options)")
+        where = ("the run folder is --out DIR and --name NAME" if bad[0].strip().startswith("output.")
+                 else "HOG and SVM settings are --options, e.g. --kernel linear --C 1")
+        raise UserError(f"the baseline takes data.* overrides only; got '{bad[0]}' ({where}; see "
+                        "resnetlab baseline hog-svm --help)")
     data = build_config(overrides).data
     if not any(o.strip().startswith("data.image_size=") for o in overrides):
         data.image_size = NATIVE_IMAGE_SIZE.get(data.source.strip(), data.image_size)
