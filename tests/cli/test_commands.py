@@ -38,6 +38,55 @@ def test_eval_recomputes_metrics_on_the_test_split(run_dir, capsys):
     assert sum(map(sum, saved["confusion_matrix"])) == sum(map(sum, trained["test"]["confusion_matrix"]))
     assert 0.0 <= saved["scalars"]["feature_zero_share"] <= 1.0
     assert (run_dir / "eval-test" / "plots" / "confusion_matrix.png").is_file()
+    assert f"report in {run_dir / 'eval-test'}" in out
+    report = (run_dir / "eval-test" / "report.md").read_text()
+    assert "| accuracy |" in report and "## Per-class results" in report and "| support |" in report
+    assert "![Confusion matrix (counts)](plots/confusion_matrix.png)" in report and "(TTA)" in report
+
+
+def _digit_folder(root, per_class=3):
+    digits = load_digits()
+    for label in range(10):
+        (root / str(label)).mkdir(parents=True)
+        for i in np.flatnonzero(digits.target == label)[:per_class]:
+            Image.fromarray((digits.images[i] * 16).astype(np.uint8)).save(root / str(label) / f"{i}.png")
+    return root
+
+
+def test_eval_on_new_data_scores_all_of_it_into_its_own_folder(run_dir, tmp_path, capsys):
+    new = _digit_folder(tmp_path / "new_digits")
+    own = run_dir / "eval-val" / "metrics.json"
+    before = own.read_text() if own.is_file() else None
+    assert main(["eval", str(run_dir), f"data.source={new}"]) == 0
+    saved = json.loads((run_dir / "eval-new_digits-all" / "metrics.json").read_text())
+    assert saved["split"] == "all" and sum(map(sum, saved["confusion_matrix"])) == 30  # every image, not 10%
+    assert (run_dir / "eval-new_digits-all" / "report.md").is_file()
+    assert (own.read_text() if own.is_file() else None) == before  # the run's own evaluation is left alone
+    assert main(["eval", str(run_dir), f"data.source={new}", "--split", "val"]) == 0
+    assert json.loads((run_dir / "eval-new_digits-val" / "metrics.json").read_text())["split"] == "val"
+    assert "30 images" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("override", ["data.image_size=32", "data.channels=3"])
+def test_eval_refuses_another_input_size_or_channels(run_dir, capsys, override):
+    assert main(["eval", str(run_dir), override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and override in err and "was trained on" in err
+    assert ("8 px" if "image_size" in override else "1-channel") in err
+
+
+def test_predict_notes_ids_that_repeat(run_dir, tmp_path, capsys):
+    digits = load_digits()
+    for folder, names in (("a", ("1", "2", "3")), ("b", ("1", "2"))):
+        (tmp_path / "dup" / folder).mkdir(parents=True)
+        for i, name in enumerate(names):
+            Image.fromarray((digits.images[i] * 16).astype(np.uint8)).save(tmp_path / "dup" / folder / f"{name}.png")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run_dir), str(tmp_path / "dup"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err.strip()
+    assert [r["id"] for r in csv.DictReader(out.open())] == ["1", "2", "3", "1", "2"]  # stems, as Kaggle wants
+    assert err == (f"note: 2 ids repeat (ids are file names without extension, e.g. 1 from "
+                   f"{tmp_path / 'dup' / 'a' / '1.png'} and {tmp_path / 'dup' / 'b' / '1.png'})")
 
 
 def test_eval_without_tta_matches_the_training_metrics(run_dir):
@@ -143,6 +192,21 @@ class Trained(Exception):
 
 def stand_in_train(cfg):
     raise Trained(cfg)
+
+
+def test_an_interrupted_train_prints_only_how_to_resume(monkeypatch, capsys, tmp_path):
+    from resnetlab import api
+    from resnetlab.train.signals import Interrupted
+
+    def interrupted(cfg):
+        stop = Interrupted("SIGINT", str(tmp_path / "last.pt"))
+        stop.run_dir = tmp_path
+        raise stop
+
+    monkeypatch.setattr(api, "train", interrupted)
+    assert main(["train", "preset=test"]) == 130
+    # the loop has already logged "stopped by SIGINT ...; state saved to last.pt"
+    assert capsys.readouterr().err.strip() == f"stopped by SIGINT; resume with: resnetlab train --resume {tmp_path}"
 
 
 def test_a_bare_train_at_a_terminal_asks_for_a_preset(monkeypatch, capsys):

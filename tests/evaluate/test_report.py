@@ -197,20 +197,33 @@ def test_comparison_of_two_runs(tmp_path):
     out = write_comparison([run_a, run_b], tmp_path / "cmp")
     text = out.read_text()
     assert out == tmp_path / "cmp" / "comparison.md"
-    header = ("| run | model | optimizer | lr | batch | image size | augmentation | best epoch | "
+    header = ("| run | model | data | optimizer | lr | batch | image size | augmentation | best epoch | "
               "val acc | test acc | top5 (val) | mpca (val) | F1 macro (val) | time |")
     assert header in text
     rows = [line for line in text.splitlines() if line.startswith("| [run_a]") or
             line.startswith("| run_b")]
     assert len(rows) == 2
-    assert rows[0].startswith("| [run_a](../run_a/report.md) | resnet18 | sgd | 0.05 | 32 | 64 "
+    assert rows[0].startswith("| [run_a](../run_a/report.md) | resnet18 | pets | sgd | 0.05 | 32 | 64 "
                               "| yes | 2 | 0.3750 |")
-    assert rows[1].startswith("| run_b | resnet18 | sgd | 0.1 | 32 | 64 | yes | 2 | **0.8750** |")
+    assert rows[1].startswith("| run_b | resnet18 | pets | sgd | 0.1 | 32 | 64 | yes | 2 | **0.8750** |")
     assert rows[1].endswith("| 1m 35s |")
     assert "| 0.3750 | **0.8750** |" in rows[0]  # tied test accuracy: both bold
     assert "![Validation curves](comparison_curves.png)" in text
     png = (tmp_path / "cmp" / "comparison_curves.png").read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 2000
+
+
+def test_comparison_names_the_data_of_each_run(tmp_path):
+    runs = []
+    for name, source in (("builtin", "fashion-mnist"), ("folder", "/data/new/images/"), ("csv", "lists/train.csv")):
+        run = make_run(tmp_path / name)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["data"]["source"] = source
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        runs.append(run)
+    text = write_comparison(runs, tmp_path / "out").read_text()
+    assert "| builtin | resnet18 | fashion-mnist |" in text
+    assert "| folder | resnet18 | images |" in text and "| csv | resnet18 | train.csv |" in text
 
 
 def test_comparison_disambiguates_same_folder_names(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,10 +21,11 @@ from resnetlab.api.assemble import (
     make_loader,
     short_list,
 )
-from resnetlab.api.trained import load_trained
-from resnetlab.config import build_config, to_dict
+from resnetlab.api.trained import Trained, load_trained
+from resnetlab.config import build_config, parse_overrides, to_dict
 from resnetlab.config.schema import ModelConfig
 from resnetlab.data.augment import normalize
+from resnetlab.data.bundle import Split
 from resnetlab.data.sources import load_data
 from resnetlab.errors import UserError
 from resnetlab.evaluate.inference import run_model
@@ -48,11 +50,17 @@ class EvalResult:
 
 
 
-def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), split: str = "val",
+SPLITS = ("val", "test", "train", "all")
+
+
+def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), split: str | None = None,
              tta: bool = False, out_dir: str | Path | None = None, compile: bool = False) -> EvalResult:
     """Every metric and plot of a trained model, on any split of its data or of new data with its classes.
 
-    ``compile`` runs the model through ``torch.compile``: slower to start, faster on many images.
+    ``split`` is val, test, train or all (the three joined). By default it is val for the run's own
+    data and all for another ``data.source``, whose results go to ``eval-<source name>-<split>`` so the
+    run's own evaluations stay. ``compile`` runs the model through ``torch.compile``: slower to start,
+    faster on many images.
     """
     bad = [o for o in overrides if not o.startswith("data.")]
     if bad:
@@ -60,9 +68,17 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
                         "to change other settings train a new run")
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise UserError(f"--out {out_dir} is a file; give a folder for the metrics and plots")
+    if split is not None and split not in SPLITS:
+        raise UserError(f"--split {split}: choose one of {', '.join(SPLITS)}")
     trained = load_trained(run_or_checkpoint)
-    cfg = build_config([*overrides, f"data.image_size={trained.image_size}", f"data.channels={trained.channels}"],
-                       base=to_dict(trained.config))
+    asked = parse_overrides(overrides).get("data", {})
+    _check_fixed_input(trained, asked)
+    new_source = "source" in asked and not _same_source(str(asked["source"]), trained.config.data.source)
+    split = split or ("all" if new_source else "val")
+    # "all" means every image: the run's training subset (data.subset) would leave most of train out.
+    keep_subset = "subset" in asked or split != "all"
+    cfg = build_config([*overrides, f"data.image_size={trained.image_size}", f"data.channels={trained.channels}",
+                        *([] if keep_subset else ["data.subset=null"])], base=to_dict(trained.config))
     device, amp_dtype = device_here(cfg)
     set_threads(cfg.train.threads)
     bundle = load_data(cfg.data, log=lambda line: None)
@@ -70,7 +86,10 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
         raise UserError(f"{trained.checkpoint} was trained on classes {short_list(trained.class_names)} but "
                         f"{cfg.data.source} has {short_list(bundle.class_names)}; evaluate on data with the "
                         "same classes")
-    chosen = {"train": bundle.train, "val": bundle.val, "test": bundle.test}[split]
+    if split == "all":
+        chosen = _join([part for part in (bundle.train, bundle.val, bundle.test) if part is not None])
+    else:
+        chosen = {"train": bundle.train, "val": bundle.val, "test": bundle.test}[split]
     if chosen is None or len(chosen) == 0:
         raise UserError(f"--split {split}: {cfg.data.source} has no {split} split; use --split val")
     task = trained.task
@@ -89,7 +108,8 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     if out.features is not None:
         # Seed 001 compares how sparse HOG and network features are.
         scalars["feature_zero_share"] = float(np.mean(out.features == 0))
-    folder = Path(out_dir) if out_dir else trained.run_dir / f"eval-{split}"
+    default_name = f"eval-{_folder_name(cfg.data.source)}-{split}" if new_source else f"eval-{split}"
+    folder = Path(out_dir) if out_dir else trained.run_dir / default_name
     folder.mkdir(parents=True, exist_ok=True)
     result = {"split": split, "source": cfg.data.source, "checkpoint": str(trained.checkpoint), "tta": tta,
               "scalars": scalars}
@@ -111,7 +131,79 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
         plots.write_regression_plots([], monitor=trained.config.train.monitor, plots_dir=folder / "plots",
                                      pred=detail, target=np.asarray(chosen.targets)[out.index])
     write_json(folder / "metrics.json", result)
+    _write_eval_report(folder, result, run_name=trained.run_dir.name, count=len(out.targets))
     return EvalResult(split=split, scalars=scalars, out_dir=folder, count=len(out.targets))
+
+
+def _folder_name(source: str) -> str:
+    """A data source as part of a folder name: built-ins as they are, paths by their file or folder stem."""
+    name = Path(source).stem or "data"
+    return re.sub(r"[^\w.-]+", "_", name)  # nothing from a path that a folder name should not hold
+
+
+def _same_source(asked: str, own: str) -> bool:
+    if asked == own:
+        return True
+    try:
+        return Path(asked).exists() and Path(asked).resolve() == Path(own).resolve()
+    except OSError:
+        return False
+
+
+def _check_fixed_input(trained: Trained, asked: dict) -> None:
+    """Training fixed the network's input size and channels: refuse other values rather than replace them."""
+    fixed = {"image_size": (trained.image_size, f"{trained.image_size} px", "resizes"),
+             "channels": (trained.channels, f"{trained.channels}-channel", "converts")}
+    for key, (value, text, verb) in fixed.items():
+        if key in asked and asked[key] is not None and asked[key] != value:
+            raise UserError(f"data.{key}={asked[key]}: {trained.checkpoint} was trained on {text} images and takes "
+                            f"only those; drop data.{key} (eval {verb} any data to {text} images)")
+
+
+def _join(parts: list[Split]) -> Split:
+    """One split holding every image of ``parts``, in order."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def stacked(name: str) -> np.ndarray | None:
+        values = [getattr(part, name) for part in parts]
+        return None if any(v is None for v in values) else np.concatenate([np.asarray(v) for v in values])
+
+    return Split(images=stacked("images"), targets=stacked("targets"), ids=[i for part in parts for i in part.ids],
+                 features=stacked("features"), groups=stacked("groups"))
+
+
+def _write_eval_report(folder: Path, result: dict, *, run_name: str, count: int) -> Path:
+    """report.md beside an evaluation's metrics.json: metrics, per-class results, plots."""
+    from resnetlab.evaluate.compare import data_name
+    from resnetlab.evaluate.report import PLOT_CAPTIONS, fmt_metric, ordered_metric_names, table
+
+    split, scalars = result["split"], result["scalars"]
+    lines = [f"# Evaluation of {run_name}: {data_name(result['source'])}, {split} ({count} images)", "",
+             f"Checkpoint `{result['checkpoint']}`" + ("; predictions averaged over flips (TTA)." if result["tta"]
+                                                         else "."), "",
+             "## Metrics", ""]
+    rows = [[name, fmt_metric(scalars[name])] for name in ordered_metric_names(scalars)]
+    lines += [table(["metric", split], rows, right=[1]), ""]
+    if result.get("top5_note"):
+        lines += [f"top5: {result['top5_note']}", ""]
+    if result.get("per_class"):
+        rows = [[r.get("name"), r.get("support"), fmt_metric(r.get("accuracy")), fmt_metric(r.get("precision")),
+                 fmt_metric(r.get("f1")), r.get("predicted")] for r in result["per_class"]]
+        lines += ["## Per-class results", "",
+                  table(["class", "support", "accuracy", "precision", "F1", "predicted"], rows,
+                        right=[1, 2, 3, 4, 5]), "",
+                  "Accuracy is the recall of the class; — marks a class with no samples.", ""]
+    present = sorted(p.name for p in (folder / "plots").glob("*.png"))
+    if present:
+        ordered = [n for n in PLOT_CAPTIONS if n in present] + [n for n in present if n not in PLOT_CAPTIONS]
+        lines += ["## Plots", ""]
+        for name in ordered:
+            caption = PLOT_CAPTIONS.get(name, Path(name).stem.replace("_", " ").capitalize())
+            lines += [f"### {caption}", "", f"![{caption}](plots/{name})", ""]
+    out = folder / "report.md"
+    out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return out
 
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,6 +23,7 @@ class PredictResult:
     path: Path
     count: int
     skipped: list[Any]
+    repeated: dict[str, list[Path]] = field(default_factory=dict)  # id -> its files, for ids given to several
 
 
 
@@ -134,7 +135,15 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
             else:
                 for path, score in zip(kept, task.decode_scores(result.outputs)):
                     writer.writerow([path.stem, f"{score:.6f}"])
-    return PredictResult(path=out, count=len(kept), skipped=skipped)
+    return PredictResult(path=out, count=len(kept), skipped=skipped, repeated=_repeated_ids(kept))
+
+
+def _repeated_ids(paths: Sequence[Path]) -> dict[str, list[Path]]:
+    """The ids (file stems) that more than one of ``paths`` share, each with its files."""
+    by_id: dict[str, list[Path]] = {}
+    for path in paths:
+        by_id.setdefault(path.stem, []).append(path)
+    return {stem: files for stem, files in by_id.items() if len(files) > 1}
 
 
 

@@ -35,8 +35,9 @@ def train(args: argparse.Namespace) -> int:
     try:
         result = api.train(cfg)
     except Interrupted as stop:
-        print(f"\nstopped by {stop.signal_name}; state saved in {stop.run_dir}/last.pt. Resume with:\n"
-              f"  resnetlab train --resume {stop.run_dir}", file=sys.stderr)
+        # The loop's log line says where it stopped and that last.pt holds the state (shown unless
+        # output.progress=false); this line is what to type next.
+        print(f"stopped by {stop.signal_name}; resume with: resnetlab train --resume {stop.run_dir}", file=sys.stderr)
         return 130
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
         print(f"run folder: {result.run_dir}")
@@ -58,6 +59,11 @@ def predict(args: argparse.Namespace) -> int:
     result = api.predict(args.run, args.inputs, out=args.out, tta=args.tta, batch_size=args.batch_size,
                          compile=args.compile)
     print(f"wrote {result.count} predictions to {result.path}")
+    if result.repeated:
+        # Ids stay file stems (what Kaggle-style submissions expect), so say when two files share one.
+        stem, paths = next(iter(result.repeated.items()))
+        print(f"note: {len(result.repeated)} ids repeat (ids are file names without extension, e.g. {stem} from "
+              f"{paths[0]} and {paths[1]})", file=sys.stderr)
     if result.skipped:
         print(f"skipped {len(result.skipped)} unreadable files:", file=sys.stderr)
         for bad in result.skipped:

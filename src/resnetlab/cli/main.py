@@ -62,10 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="recompute every metric and plot of a run on any split or dataset")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("overrides", nargs="*", default=[], help="data.* overrides, e.g. data.source=path/to/new/images")
-    p.add_argument("--split", choices=("val", "test", "train"), default="val")
+    p.add_argument("--split", choices=("val", "test", "train", "all"), default=None,
+                   help="all joins train, val and test (default: val; all when data.source is another source)")
     p.add_argument("--tta", action="store_true", help="average predictions over horizontal flips")
     p.add_argument("--compile", action="store_true", help=COMPILE_HELP)
-    p.add_argument("--out", metavar="DIR", help="where to write (default RUN/eval-<split>)")
+    p.add_argument("--out", metavar="DIR",
+                   help="where to write (default RUN/eval-<split>, or RUN/eval-<source name>-<split> for other data)")
     p.set_defaults(func=commands.evaluate)
 
     p = sub.add_parser("predict", help="predict images and write a CSV (id,label,probabilities)")

@@ -54,6 +54,14 @@ def _best_indices(values: list[float | None], *, lower: bool) -> set[int]:
     return {i for i, v in enumerate(values) if v is not None and v == best}
 
 
+def data_name(source: Any) -> str:
+    """data.source as it reads in a table: built-ins as they are, paths by their file or folder name."""
+    if source is None:
+        return "—"
+    path = Path(str(source))
+    return path.name or str(source)
+
+
 def _wall_seconds(run: RunRecord) -> float | None:
     resources = run.metrics.get("resources")
     if isinstance(resources, dict) and resources.get("wall_seconds") is not None:
@@ -92,6 +100,7 @@ def write_comparison(run_dirs: list[Path], out_dir: Path) -> Path:
         row: list[Any] = [
             label,
             fmt_value(run.setting("model.name")),
+            data_name(run.setting("data.source")),
             fmt_value(run.setting("optim.name")),
             fmt_value(run.setting("optim.lr")),
             fmt_value(run.setting("train.batch_size")),
@@ -105,9 +114,9 @@ def write_comparison(run_dirs: list[Path], out_dir: Path) -> Path:
         row.append(fmt_duration(_wall_seconds(run)))
         rows.append(row)
 
-    header = ["run", "model", "optimizer", "lr", "batch", "image size", "augmentation",
+    header = ["run", "model", "data", "optimizer", "lr", "batch", "image size", "augmentation",
               "best epoch"] + [h for h, _, _ in columns] + ["time"]
-    right = [3, 4, 7] + list(range(8, 8 + len(columns) + 1))
+    right = [4, 5, 8] + list(range(9, 9 + len(columns) + 1))
 
     curves = plot_run_comparison(
         {name: run.history for name, run in zip(names, runs)},
