@@ -1,7 +1,9 @@
+import dataclasses
+
 import pytest
 import yaml
 
-from resnetlab.config import Config, all_keys, build_config, list_presets, load_config, to_dict
+from resnetlab.config import Config, OutputConfig, all_keys, build_config, list_presets, load_config, to_dict
 from resnetlab.errors import UserError
 
 
@@ -97,3 +99,43 @@ def test_all_keys_covers_every_section():
     keys = all_keys()
     assert "optim.lr" in keys and "data.source" in keys and "train.monitor" in keys
     assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "a\\b", ".", ".."])
+def test_output_name_must_be_a_plain_folder_name(name):
+    with pytest.raises(UserError, match="config key 'output.name' must be a plain folder name") as err:
+        build_config([f"output.name={name}"])
+    assert "\n" not in str(err.value)
+    assert build_config(["output.name=run.v2"]).output.name == "run.v2"
+
+
+def test_a_misspelt_key_set_from_python_is_refused_with_the_closest_one():
+    cfg = build_config(["preset=test"])
+    with pytest.raises(AttributeError, match="OptimConfig has no config key 'lrr'; did you mean 'lr'"):
+        cfg.optim.lrr = 0.1
+    with pytest.raises(AttributeError, match="did you mean 'optim'"):
+        cfg.optm = None
+    cfg.optim.lr = 0.5  # real keys stay assignable, and copies keep working
+    assert dataclasses.replace(cfg.optim, lr=0.2).lr == 0.2 and to_dict(cfg)["optim"]["lr"] == 0.5
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("optim", ("lr", -5), "config key 'optim.lr' must be >= 0.0, got -5"),
+    ("output", ("name", "../escape"), "config key 'output.name' must be a plain folder name"),
+    ("train", ("epochs", "three"), "config key 'train.epochs' takes a whole number"),
+])
+def test_train_validates_a_config_object_before_loading_data(tmp_path, monkeypatch, key, value, message):
+    import resnetlab
+    from resnetlab.api import training
+
+    monkeypatch.setattr(training, "load_data", lambda *a, **k: pytest.fail("data loaded before validation"))
+    cfg = build_config(["preset=test", f"output.dir={tmp_path / 'runs'}", "output.name=r"])
+    setattr(getattr(cfg, key), *value)
+    with pytest.raises(UserError, match=message):
+        resnetlab.train(cfg)
+    assert list(tmp_path.iterdir()) == []  # no run folder, inside output.dir or outside it
+
+
+def test_progress_help_says_what_false_hides_and_that_train_log_keeps_it():
+    help = {f.name: f.metadata["help"] for f in dataclasses.fields(OutputConfig)}["progress"]
+    assert "banner" in help and "final line" in help and "train.log" in help

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 import resnetlab
 from resnetlab.config import build_config
@@ -67,3 +68,45 @@ def test_two_plus_two_epochs_equal_four_bit_for_bit(tmp_path):
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     assert [r["train/loss"] for r in straight.history] == [r["train/loss"] for r in resumed.history]
+
+
+def test_resume_refuses_changed_settings_keeps_the_record_and_may_extend_epochs(tmp_path, capsys):
+    # A list passed positionally is the overrides, as on the command line.
+    first = resnetlab.train(["preset=test", f"output.dir={tmp_path}", "output.name=r", "optim.lr=0.05",
+                             "train.threads=1"])
+    run = first.run_dir
+    record = {name: (run / name).read_text() for name in ("config.yaml", "final_results.json")}
+    # output.progress=false (preset=test): nothing on screen, everything in train.log
+    assert capsys.readouterr().out == ""
+    log = (run / "train.log").read_text()
+    assert "resnetlab train →" in log and "done: best val/accuracy" in log
+
+    again = ["preset=test", f"output.dir={tmp_path}", "output.name=r", "train.resume=auto", "train.threads=1"]
+    with pytest.raises(UserError) as err:
+        resnetlab.train(overrides=[*again, "optim.lr=0.5"])
+    assert "optim.lr was 0.05, now 0.5" in str(err.value) and "another output.name" in str(err.value)
+    assert "\n" not in str(err.value)
+    # the --resume form: the run's own config.yaml with the new value on top
+    cli = build_config(["optim.lr=0.5", "augment.hflip=0.5", "model.name=resnet32", "data.image_size=16",
+                        f"train.resume={run}"], base=yaml.safe_load(record["config.yaml"]))
+    with pytest.raises(UserError, match=r"\(model.name was resnet20, now resnet32, .*, .* and 1 more\)"):
+        resnetlab.train(cli)
+    assert {name: (run / name).read_text() for name in record} == record
+
+    longer = resnetlab.train(overrides=[*again, "optim.lr=0.05", "train.epochs=2", "output.plots=true"])
+    assert [row["epoch"] for row in longer.history] == [1, 2]
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 2
+
+
+def test_a_run_halved_by_auto_batch_resumes_with_its_halved_batch(tmp_path):
+    from resnetlab.api.training import _resumed_config
+    from resnetlab.config import to_dict
+    from resnetlab.train.checkpoint import atomic_save
+
+    halved = _cfg(tmp_path, "train.auto_batch=true", "train.batch_size=16", "train.accumulate=2")
+    atomic_save({"config": to_dict(halved)}, tmp_path / "last.pt")
+    asked = _cfg(tmp_path, "train.auto_batch=true", "train.batch_size=32")
+    resumed = _resumed_config(asked, tmp_path / "last.pt")
+    assert (resumed.train.batch_size, resumed.train.accumulate) == (16, 2)
+    with pytest.raises(UserError, match="train.batch_size was 16, now 64"):
+        _resumed_config(_cfg(tmp_path, "train.auto_batch=true", "train.batch_size=64"), tmp_path / "last.pt")

@@ -33,7 +33,7 @@ from resnetlab.api.assemble import (
     validate_config,
 )
 from resnetlab.baselines.hog_svm import MODEL_NAME as BASELINE_MODEL
-from resnetlab.config import Config, build_config, save_config, to_dict
+from resnetlab.config import Config, build_config, flatten, save_config, to_dict
 from resnetlab.data.augment import BatchAugment, normalize
 from resnetlab.data.bundle import DataBundle, Split
 from resnetlab.data.sources import load_data
@@ -87,17 +87,23 @@ class TrainResult:
 
 
 
-def train(config: Config | None = None, *, overrides: Sequence[str] = (),
+def train(config: Config | Sequence[str] | None = None, *, overrides: Sequence[str] = (),
           callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainResult:
     """Train one run and return where it lives and how it did.
 
     ``resnetlab.train(overrides=["preset=quick", "train.epochs=3"])`` is the command line's
-    ``resnetlab train preset=quick train.epochs=3``. Each of ``callbacks`` receives every
-    epoch's history row (e.g. to report to a hyperparameter search, which may raise to
-    prune the run).
+    ``resnetlab train preset=quick train.epochs=3``; ``resnetlab.train(["preset=quick"])`` is the
+    same. Each of ``callbacks`` receives every epoch's history row (e.g. to report to a
+    hyperparameter search, which may raise to prune the run).
     """
-    cfg = config if config is not None and not overrides else build_config(
-        overrides, base=to_dict(config) if config is not None else None)
+    if isinstance(config, (list, tuple)):
+        config, overrides = None, [*config, *overrides]
+    elif config is not None and not isinstance(config, Config):
+        raise TypeError(f"train() takes a Config or a list of override strings, got {type(config).__name__}; "
+                        "e.g. resnetlab.train(overrides=['preset=quick'])")
+    # Built again even from a Config object: one edited in Python (cfg.optim.lr = -5) gets the same
+    # one-line check as an override, before any data is loaded.
+    cfg = build_config(overrides, base=to_dict(config) if config is not None else None)
     if cfg.model.name == BASELINE_MODEL:
         return _fit_baseline(cfg)
     validate_config(cfg)
@@ -109,6 +115,8 @@ def train(config: Config | None = None, *, overrides: Sequence[str] = (),
     dist = init_distributed(device)
 
     run_dir, resume_from = _run_dir(cfg, dist)
+    if resume_from is not None:
+        cfg = _resumed_config(cfg, resume_from)
     fresh = dist.is_main and resume_from is None and not any(run_dir.iterdir())
     progress = ProgressReporter(enabled=dist.is_main and cfg.output.progress,
                                 log_file=run_dir / "train.log" if dist.is_main else None,
@@ -158,13 +166,48 @@ def _check_monitor(key: str, task: Task, val: Split) -> None:
 
 
 
-def _changed_model(saved: Any, cfg: Config) -> str:
-    """Names the first model.* setting that differs from the checkpoint's, e.g. " (model.name was resnet20...)"."""
-    before = saved.get("model", {}) if isinstance(saved, dict) else {}
-    for key, now in to_dict(cfg.model).items():
-        if key in before and before[key] != now:
-            return f" (model.{key} was {before[key]}, now {now})"
-    return ""
+# Settings a resumed run may change: they do not change what the run learns (train.epochs extends it).
+RESUME_MAY_CHANGE = ("train.epochs", "train.early_stopping", "train.threads", "train.device", "train.resume",
+                     "train.log_every", "train.checkpoint_steps", "train.eval_batch_size", "train.compile",
+                     "train.tta", "data.dir", "data.cache_dir", "data.cache", "data.workers")  # and every output.*
+
+
+def _resumed_config(cfg: Config, resume_from: Path) -> Config:
+    """``cfg`` if it may continue the run in ``resume_from``; a UserError naming what changed if not.
+
+    Otherwise a resume would train on with other settings, or (a finished run) train nothing and
+    rewrite config.yaml and final_results.json with settings the run never used.
+    """
+    saved = _saved_config(resume_from)
+    if not isinstance(saved, dict):
+        return cfg  # a checkpoint without its config: the weights still have to fit, checked when loaded
+    before, now = flatten(saved), flatten(to_dict(cfg))
+    changed = [k for k in now if k in before and before[k] != now[k]
+               and k not in RESUME_MAY_CHANGE and not k.startswith("output.")]
+    t = cfg.train
+    if changed and t.auto_batch and set(changed) <= {"train.batch_size", "train.accumulate"} and \
+            before.get("train.batch_size", 0) * before.get("train.accumulate", 0) == t.batch_size * t.accumulate:
+        # train.auto_batch halved this run's batch after an out-of-memory error: go on with the halved one.
+        return dataclasses.replace(cfg, train=dataclasses.replace(
+            t, batch_size=before["train.batch_size"], accumulate=before["train.accumulate"]))
+    if changed:
+        shown = ", ".join(f"{k} was {_shown(before[k])}, now {_shown(now[k])}" for k in changed[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise UserError(f"train.resume: {resume_from} does not fit this config ({shown}{more}); resume with the "
+                        "settings the run started with, or start a new run with another output.name to change them")
+    return cfg
+
+
+def _saved_config(path: Path) -> Any:
+    try:  # memory-mapped: the tensors stay on disk, only the settings are read
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        checkpoint = load_checkpoint(path)  # names what is wrong with the file (or reads what mmap cannot)
+    return checkpoint.get("config") if isinstance(checkpoint, dict) else None
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value)
 
 
 
@@ -350,9 +393,8 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
             core.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
         except (KeyError, RuntimeError, ValueError):
-            raise UserError(f"train.resume: {resume_from} does not fit the model of this config"
-                            f"{_changed_model(ckpt.get('config'), cfg)}; resume with the settings the run "
-                            "started with") from None
+            raise UserError(f"train.resume: {resume_from} does not fit the model of this config; resume with "
+                            "the settings the run started with") from None
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         monitor.load_state_dict(ckpt["monitor"])

@@ -13,7 +13,7 @@ import types
 import typing
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -110,6 +110,19 @@ def load_config(path: str | Path) -> Config:
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections -> dotted keys (``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}``);
+    lists (e.g. train.stages) stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
@@ -240,6 +253,10 @@ def _check_bounds(value: Any, meta: typing.Mapping, key: str, where: str) -> Non
             raise UserError(f"config key '{key}'{where} must be >= {lo}, got {value}")
         if hi is not None and value > hi:
             raise UserError(f"config key '{key}'{where} must be <= {hi}, got {value}")
+    check = meta.get("check")
+    problem = check(value) if check else None
+    if problem:
+        raise UserError(f"config key '{key}'{where} {problem}")
 
 
 # ---------------------------------------------------------------- helpers

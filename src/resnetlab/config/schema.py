@@ -7,21 +7,48 @@ receives these dataclasses (or plain values taken from them), never a dict.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 
 def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-        max: float | None = None, factory: bool = False) -> Any:
-    """A dataclass field with validation metadata; ``factory`` for mutable defaults."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
+        max: float | None = None, check: Callable[[Any], str | None] | None = None, factory: bool = False) -> Any:
+    """A dataclass field with validation metadata; ``factory`` for mutable defaults.
+
+    ``check`` returns what is wrong with a value (e.g. "must be a plain folder name"), or None.
+    """
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "check": check}
     if factory:
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
 
 
+class _Strict:
+    """Assigning a key a section does not have is an error: from Python, ``cfg.optim.lrr = 0.1``
+    would otherwise add an attribute nothing reads, and the run would train with the old value."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        keys = self.__dataclass_fields__  # type: ignore[attr-defined]
+        if name not in keys:
+            close = difflib.get_close_matches(name, list(keys), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; its keys: {', '.join(keys)}"
+            raise AttributeError(f"{type(self).__name__} has no config key '{name}'{hint}")
+        object.__setattr__(self, name, value)
+
+
+def folder_name_problem(value: str | None) -> str | None:
+    """What keeps ``value`` from being a run folder's name, or None: a separator or ".." would put
+    the run outside output.dir (or in a sub-folder of it)."""
+    if value is not None and ("/" in value or "\\" in value or value in (".", "..")):
+        return f"must be a plain folder name, got {value!r}: no '/' or '\\', not '.' or '..'"
+    return None
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(_Strict):
     name: str = opt("resnet18", "architecture: resnet18/34/50/101/152, resnet20/32/44/56/110")
     stem: str = opt("auto", "imagenet (7x7 s2 + max-pool), cifar (3x3 s1), auto: cifar when image_size <= 64",
                     choices=("auto", "imagenet", "cifar"))
@@ -43,7 +70,7 @@ class ModelConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Strict):
     source: str = opt("digits", "digits, fashion-mnist, cifar10, cifar100, an image folder or a CSV manifest")
     dir: str | None = opt(None, "where built-in datasets are looked up and downloaded (else $RESNETLAB_DATA)")
     download: bool = opt(True, "download a missing built-in dataset when online")
@@ -76,7 +103,7 @@ class DataConfig:
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(_Strict):
     enabled: bool = opt(True, "the master switch: false turns every augmentation off")
     hflip: float = opt(0.0, "probability of a horizontal flip", min=0.0, max=1.0)
     vflip: float = opt(0.0, "probability of a vertical flip", min=0.0, max=1.0)
@@ -98,7 +125,7 @@ class AugmentConfig:
 
 
 @dataclass
-class PatchConfig:
+class PatchConfig(_Strict):
     size: int = opt(0, "train and evaluate on square patches of this size cut from the cached images (0: off)",
                     min=0)
     train_num: int = opt(1, "random patches per image per epoch (the training set is repeated this often)", min=1)
@@ -107,7 +134,7 @@ class PatchConfig:
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(_Strict):
     name: str = opt("sgd", "optimizer", choices=("sgd", "adam", "adamw"))
     lr: float = opt(0.1, "peak learning rate", min=0.0)
     momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
@@ -119,7 +146,7 @@ class OptimConfig:
 
 
 @dataclass
-class ScheduleConfig:
+class ScheduleConfig(_Strict):
     name: str = opt("cosine", "learning-rate schedule", choices=("cosine", "plateau", "step", "onecycle", "none"))
     warmup_epochs: float = opt(0.0, "linear warmup length in epochs", min=0.0)
     warmup_start: float = opt(0.01, "warmup starts at lr times this", min=0.0, max=1.0)
@@ -130,14 +157,14 @@ class ScheduleConfig:
 
 
 @dataclass
-class StageConfig:
+class StageConfig(_Strict):
     epochs: int = opt(1, "epochs of this stage", min=1)
     freeze: str = opt("none", "what is frozen during this stage (as model.freeze)")
     lr: float | None = opt(None, "peak learning rate of this stage (default optim.lr)", min=0.0)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Strict):
     epochs: int = opt(10, "number of epochs", min=1)
     batch_size: int = opt(128, "images per optimizer step (before accumulation)", min=1)
     accumulate: int = opt(1, "gradient accumulation steps", min=1)
@@ -173,16 +200,18 @@ class TrainConfig:
 
 
 @dataclass
-class OutputConfig:
+class OutputConfig(_Strict):
     dir: str = opt("runs", "folder that holds run folders")
-    name: str | None = opt(None, "run folder name (default: model_bs<B>_lr<LR>_<timestamp>)")
+    name: str | None = opt(None, "run folder name inside output.dir (default: model_bs<B>_lr<LR>_<timestamp>)",
+                           check=folder_name_problem)
     tensorboard: bool = opt(True, "write TensorBoard events")
     plots: bool = opt(True, "draw plots at the end of the run")
-    progress: bool = opt(True, "show live progress bars")
+    progress: bool = opt(True, "print the run on screen: banner, live bars, epoch lines, final line (false: "
+                               "silent; train.log in the run folder still gets every line)")
 
 
 @dataclass
-class Config:
+class Config(_Strict):
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from resnetlab.config import all_keys, build_config, to_dict
+from resnetlab.config import all_keys, build_config, flatten, to_dict
 from resnetlab.errors import UserError
 
 STUDY_KEYS = ("name", "description", "base", "preset", "vary", "grid", "seeds", "baseline", "metric")
@@ -490,18 +490,6 @@ def _encode(value: Any) -> str:
     # YAML flow style is what the override parser reads, so lists, None and quoted strings survive.
     text = yaml.safe_dump(value, default_flow_style=True, width=2**31 - 1, allow_unicode=True).strip()
     return text[:-3].strip() if text.endswith("\n...") or text == "..." else text
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested sections -> dotted keys; lists (e.g. train.stages) stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{dotted}."))
-        else:
-            flat[dotted] = value
-    return flat
 
 
 def _base(data: Mapping[str, Any], source: str, folder: Path | None) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from resnetlab.config.schema import folder_name_problem
 from resnetlab.errors import UserError
 
 
@@ -22,6 +23,9 @@ def default_run_name(*, model: str, batch_size: int, lr: float) -> str:
 
 def make_run_dir(root: str | Path, name: str, *, resuming: bool, generated: bool) -> Path:
     """Create ``root/name``. An existing run is never overwritten: resume it or pick a new name."""
+    problem = folder_name_problem(name)  # configs are checked already; this guards other callers
+    if problem:
+        raise UserError(f"run folder name {problem}")
     path = Path(root) / name
     if not resuming and path.is_dir() and any(path.iterdir()):
         if not generated:
