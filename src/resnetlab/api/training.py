@@ -495,12 +495,13 @@ def _banner_rows(cfg: Config, bundle: DataBundle, device: torch.device, amp_dtyp
     precision = str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32"
     stages = " → ".join(f"{s.epochs} ep freeze={s.freeze} lr={s.lr:g}" for s in stage_plans(cfg))
     m = cfg.model
+    targets = f"{len(bundle.class_names)} classes" if bundle.class_names else "score regression"
     start = f"pretrained {m.pretrained}" if not m.weights else \
         f"weights {m.weights}" + (f" (over {m.pretrained})" if m.pretrained != "none" else "")
     return [
         ("data", f"{bundle.source}: {len(bundle.train)} train / {len(bundle.val)} val / {test} test, "
                  f"{bundle.channels}x{bundle.image_size}x{bundle.image_size}, "
-                 f"{len(bundle.class_names) or 'regression'} classes, {len(bundle.skipped)} skipped"),
+                 f"{targets}, {len(bundle.skipped)} skipped"),
         ("model", f"{m.name} ({num_params:,} params), stem {m.stem}, {start}" + _variant_words(cfg)),
         ("optim", f"{cfg.optim.name} lr {cfg.optim.lr:g} wd {cfg.optim.weight_decay:g}, schedule {cfg.schedule.name} "
                   f"(warmup {cfg.schedule.warmup_epochs:g} ep)"),
