@@ -18,5 +18,8 @@ def test_a_plain_name_is_created_and_a_taken_generated_one_gets_a_suffix(tmp_pat
     assert make_run_dir(tmp_path, "run.v2", resuming=False, generated=False) == tmp_path / "run.v2"
     (tmp_path / "run.v2" / "config.yaml").write_text("")
     assert make_run_dir(tmp_path, "run.v2", resuming=False, generated=True) == tmp_path / "run.v2-2"
-    with pytest.raises(UserError, match="already holds a run"):
+    with pytest.raises(UserError, match="holds a run that stopped before its first checkpoint; train.resume=auto"):
+        make_run_dir(tmp_path, "run.v2", resuming=False, generated=False)  # e.g. it crashed in its first step
+    (tmp_path / "run.v2" / "last.pt").write_bytes(b"")
+    with pytest.raises(UserError, match="already holds a run; resume it"):
         make_run_dir(tmp_path, "run.v2", resuming=False, generated=False)

@@ -29,6 +29,9 @@ def make_run_dir(root: str | Path, name: str, *, resuming: bool, generated: bool
     path = Path(root) / name
     if not resuming and path.is_dir() and any(path.iterdir()):
         if not generated:
+            if not any((path / f).exists() for f in ("last.pt", "best.pt", "metrics.json")):
+                raise UserError(f"run folder {path} holds a run that stopped before its first checkpoint; "
+                                "train.resume=auto starts it again there, or choose another output.name")
             raise UserError(f"run folder {path} already holds a run; resume it with train.resume=auto "
                             "or choose another output.name")
         suffix = 2
