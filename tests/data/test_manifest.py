@@ -81,6 +81,17 @@ def test_clip_split_across_a_split_column_is_warned(pics: Path, cfg, log) -> Non
     assert "warning: 2 clip(s) have frames both in train and in val/test (e.g. clip0)" in log.text()
 
 
+def test_clips_whose_frames_disagree_on_the_label_are_noted(pics: Path, cfg, log) -> None:
+    rows = [[f"img/p{i:02d}.png", "b" if i == 5 else "a", f"clip{i // 4}"] for i in range(12)]
+    path = write_manifest(pics / "m.csv", ["image", "label", "clip"], rows)
+    load_data(cfg(path, group_column="clip", val_ratio=0.0, test_ratio=0.0), log=log)
+    assert "note: 1 clip(s) have frames of several labels (e.g. clip1: a, b)" in log.text()
+    same = [[f"img/p{i:02d}.png", "a" if i < 8 else "b", f"clip{i // 4}"] for i in range(12)]
+    load_data(cfg(write_manifest(pics / "same.csv", ["image", "label", "clip"], same), group_column="clip",
+                  val_ratio=0.0, test_ratio=0.0), log=log)
+    assert log.text().count("several labels") == 1
+
+
 def test_regression_targets_and_stats(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", 1.5 * i, "train" if i < 9 else "test"] for i in range(12)]
     path = write_manifest(pics / "r.csv", ["image", "label", "split"], rows)

@@ -205,6 +205,18 @@ def load_data(cfg: DataConfig, *, log: Callable[[str], None] = print) -> DataBun
     return bundle
 
 
+def _mixed_label_clips(bundle: DataBundle) -> list[tuple[str, list[str]]]:
+    """Clips whose frames carry more than one label, with those labels (frames of a clip usually share one)."""
+    labels: dict[str, set[int]] = {}
+    for name in SPLIT_NAMES:
+        part = getattr(bundle, name)
+        if part is not None and part.groups is not None:
+            for clip, target in zip(part.groups.tolist(), part.targets.tolist()):
+                labels.setdefault(clip, set()).add(target)
+    return [(clip, [bundle.class_names[t] for t in sorted(found)]) for clip, found in labels.items()
+            if len(found) > 1]
+
+
 def _log_summary(bundle: DataBundle, log: Callable[[str], None]) -> None:
     what = f"{len(bundle.class_names)} classes" if bundle.class_names else "regression"
     log(f"data: {bundle.source} ({what}, {bundle.channels}x{bundle.image_size}x{bundle.image_size})")
@@ -229,5 +241,11 @@ def _log_summary(bundle: DataBundle, log: Callable[[str], None]) -> None:
         if shared:
             log(f"warning: {len(shared)} clip(s) have frames both in train and in val/test (e.g. {shared[0]}); "
                 f"scores on them are optimistic: put each clip in one split")
+        if bundle.class_names:
+            mixed = _mixed_label_clips(bundle)
+            if mixed:
+                clip, names = mixed[0]
+                log(f"note: {len(mixed)} clip(s) have frames of several labels (e.g. {clip}: {', '.join(names)}); "
+                    "clip metrics judge each clip by its most common frame label")
     if bundle.skipped:
         log(_skipped_line(bundle.skipped))
