@@ -86,3 +86,36 @@ def test_a_signal_to_one_process_stops_all_at_one_step_and_the_run_resumes_exact
     assert [r["train/loss"] for r in a] == [r["train/loss"] for r in b]
     assert [r["val/accuracy"] for r in a] == [r["val/accuracy"] for r in b]
 
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed beside this Python")
+def test_patches_and_side_features_under_two_processes(tmp_path):
+    """The beyond-one-label paths under DDP: patch-averaged regression, and bilinear fusion at bf16."""
+    from beyond_labels_data import digit_images, quality_manifest, write_manifest
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    iqa = quality_manifest(tmp_path / "iqa", count=96)
+    names, labels = digit_images(tmp_path / "digits")
+    rows = [[name, int(label) % 2, float(label), ("train", "train", "val", "test")[i % 4]] for i, (name, label) in
+            enumerate(zip(names[:240], labels[:240]))]
+    side = write_manifest(tmp_path / "digits" / "side.csv", ["image", "label", "value", "split"], rows)
+    runs = {
+        "iqa": [f"data.source={iqa}", "data.task=regression", "data.image_column=image_name",
+                "data.label_column=MOS", "data.split_column=set", "data.image_size=32", "patches.size=24",
+                "patches.train_num=2", "patches.test_num=3"],
+        "fusion": [f"data.source={side}", "data.split_column=split", "data.image_size=16",
+                   "data.feature_columns=[value]", "model.fusion=bilinear", "model.visual_dim=8"],
+    }
+    for name, args in runs.items():
+        done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "resnetlab", "train",
+                               "preset=test", "data.subset=null", "model.name=resnet20", "train.epochs=1",
+                               "train.batch_size=16", "train.threads=1", "optim.name=adamw", "optim.lr=1e-3",
+                               "train.precision=auto", *args, f"output.dir={tmp_path / 'runs'}",
+                               f"output.name={name}"], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (name, done.stderr[-3000:])
+    iqa_metrics = json.loads((tmp_path / "runs" / "iqa" / "metrics.json").read_text())
+    assert -1.0 <= iqa_metrics["val"]["scalars"]["srcc"] <= 1.0
+    fusion = tmp_path / "runs" / "fusion"
+    summary = json.loads((fusion / "data_summary.json").read_text())
+    confusion = json.loads((fusion / "metrics.json").read_text())["val"]["confusion_matrix"]
+    assert sum(map(sum, confusion)) == summary["splits"]["val"]["count"]  # every val image counted once

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -110,3 +111,19 @@ def test_a_run_halved_by_auto_batch_resumes_with_its_halved_batch(tmp_path):
     assert (resumed.train.batch_size, resumed.train.accumulate) == (16, 2)
     with pytest.raises(UserError, match="train.batch_size was 16, now 64"):
         _resumed_config(_cfg(tmp_path, "train.auto_batch=true", "train.batch_size=64"), tmp_path / "last.pt")
+
+
+def test_outputs_that_blow_up_after_the_last_checked_loss_stop_the_run_in_one_line(tmp_path, monkeypatch):
+    # The epoch's last step can send the weights to inf after the loop checked its loss: validation sees it.
+    from resnetlab.api import training
+
+    real = training.run_model
+
+    def blown_up(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out.outputs[:] = np.nan
+        return out
+
+    monkeypatch.setattr(training, "run_model", blown_up)
+    with pytest.raises(UserError, match=r"outputs on the validation split became NaN or infinite; lower optim.lr"):
+        resnetlab.train(_cfg(tmp_path, "output.name=blown"))

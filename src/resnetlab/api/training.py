@@ -59,7 +59,7 @@ from resnetlab.train.distributed import (
     init_distributed,
 )
 from resnetlab.train.history import History
-from resnetlab.train.loop import LoopState, OutOfMemory, StagePlan, TrainParts, fit
+from resnetlab.train.loop import Diverged, LoopState, OutOfMemory, StagePlan, TrainParts, fit
 from resnetlab.train.losses import classification_loss, regression_loss
 from resnetlab.train.monitor import Monitor
 from resnetlab.train.optim import build_optimizer
@@ -361,6 +361,11 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
         out = run_model(for_eval(core, cfg), val_loader, prepare=prepare, amp_dtype=amp_dtype,
                         channels_last=channels_last, uses_features=uses_features)
         out = gather_outputs(out, dist)
+        if not np.isfinite(out.outputs).all():
+            # The last step of the epoch can blow the weights up after the last loss the loop checked.
+            raise Diverged(f"the model's outputs on the validation split became NaN or infinite; lower optim.lr "
+                           f"(now {cfg.optim.lr:g}), set train.grad_clip=1.0 or train.precision=fp32; last.pt, if "
+                           "any, holds the previous epoch")
         scalars, _ = task.metrics(out.outputs, out.targets, clip_groups(bundle.val, out))
         return {f"val/{k}": float(v) for k, v in scalars.items() if isinstance(v, (int, float))}
 
