@@ -254,3 +254,18 @@ def test_train_with_overrides_or_without_a_terminal_never_asks(monkeypatch):
     monkeypatch.setattr(commands, "is_interactive", lambda: True)
     with pytest.raises(Trained):
         main(["train", "preset=test"])
+
+
+def test_eval_of_broken_weights_is_one_line(run_dir, tmp_path, capsys):
+    import torch
+
+    from resnetlab.train.checkpoint import atomic_save, load_checkpoint
+
+    checkpoint = load_checkpoint(run_dir / "best.pt")
+    checkpoint["model"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                           for k, v in checkpoint["model"].items()}
+    atomic_save(checkpoint, tmp_path / "broken.pt")
+    assert main(["eval", str(tmp_path / "broken.pt"), "--out", str(tmp_path / "eval")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "gives NaN or infinite outputs for" in err and "evaluate another checkpoint" in err
+    assert len(err.splitlines()) == 1
