@@ -269,3 +269,18 @@ def test_eval_of_broken_weights_is_one_line(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "gives NaN or infinite outputs for" in err and "evaluate another checkpoint" in err
     assert len(err.splitlines()) == 1
+
+
+def test_predict_with_broken_weights_writes_no_file(run_dir, tmp_path, capsys):
+    import torch
+
+    from resnetlab.train.checkpoint import atomic_save, load_checkpoint
+
+    checkpoint = load_checkpoint(run_dir / "best.pt")
+    checkpoint["model"] = {k: torch.full_like(v, float("inf")) if v.is_floating_point() else v
+                           for k, v in checkpoint["model"].items()}
+    atomic_save(checkpoint, tmp_path / "broken.pt")
+    Image.fromarray((load_digits().images[0] * 16).astype(np.uint8)).save(tmp_path / "one.png")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(tmp_path / "broken.pt"), str(tmp_path / "one.png"), "--out", str(out)]) == 2
+    assert "gives NaN or infinite outputs for 1 of 1 images" in capsys.readouterr().err and not out.exists()

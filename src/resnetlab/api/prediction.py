@@ -109,6 +109,19 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
     if not images:
         raise UserError(f"none of the {len(paths)} input file(s) is a readable image (first: {skipped[0].path}: "
                         f"{skipped[0].reason}); give image files")
+    array = np.stack(images)
+    loader = BatchLoader(array, np.zeros(len(array), dtype=np.int64), device=device,
+                         batch_size=eval_batch_size(trained.config, batch_size),
+                         features=None if features is None else features[rows])
+    result = run_model(for_eval(trained.model.to(device), trained.config), loader,
+                       prepare=lambda x: normalize(x, trained.mean, trained.std), tta=tta,
+                       uses_features=trained.uses_features, amp_dtype=amp_dtype, compile=compile,
+                       channels_last=use_channels_last(trained.config.train.channels_last, amp_dtype, device))
+    finite = np.isfinite(result.outputs.reshape(len(result.outputs), -1)).all(axis=1)
+    if not finite.all():  # checked before the CSV is written, so no file of garbage is left behind
+        raise UserError(f"{trained.checkpoint} gives NaN or infinite outputs for {int((~finite).sum())} of "
+                        f"{len(finite)} images: its weights are broken (a diverged run?); predict with another "
+                        "checkpoint (best.pt or last.pt) or train again")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     task = trained.task
@@ -116,25 +129,13 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
         writer = csv.writer(handle)
         if task.kind == "classification":
             writer.writerow(["id", "label", *[f"prob_{name}" for name in task.class_names]])
+            probs = torch.from_numpy(result.outputs).softmax(dim=1).numpy()
+            for path, row in zip(kept, probs):
+                writer.writerow([path.stem, task.class_names[int(row.argmax())], *[f"{p:.6f}" for p in row]])
         else:
             writer.writerow(["id", "score"])
-        if images:
-            array = np.stack(images)
-            loader = BatchLoader(array, np.zeros(len(array), dtype=np.int64), device=device,
-                                 batch_size=eval_batch_size(trained.config, batch_size),
-                                 features=None if features is None else features[rows])
-            result = run_model(for_eval(trained.model.to(device), trained.config), loader,
-                               prepare=lambda x: normalize(x, trained.mean, trained.std), tta=tta,
-                               uses_features=trained.uses_features, amp_dtype=amp_dtype, compile=compile,
-                               channels_last=use_channels_last(trained.config.train.channels_last, amp_dtype,
-                                                               device))
-            if task.kind == "classification":
-                probs = torch.from_numpy(result.outputs).softmax(dim=1).numpy()
-                for path, row in zip(kept, probs):
-                    writer.writerow([path.stem, task.class_names[int(row.argmax())], *[f"{p:.6f}" for p in row]])
-            else:
-                for path, score in zip(kept, task.decode_scores(result.outputs)):
-                    writer.writerow([path.stem, f"{score:.6f}"])
+            for path, score in zip(kept, task.decode_scores(result.outputs)):
+                writer.writerow([path.stem, f"{score:.6f}"])
     return PredictResult(path=out, count=len(kept), skipped=skipped, repeated=_repeated_ids(kept))
 
 
