@@ -80,6 +80,22 @@ def _config_terms(load: Callable[[], LoadedWeights], setting: str) -> LoadedWeig
         raise UserError(f"{setting} does not fit the model: {err.first_conv}; use {' and '.join(fixes)}") from None
 
 
+def setting_warnings(cfg: Config, *, channels: int) -> list[str]:
+    """Settings that are valid but probably not meant: each a line for the run's log."""
+    from resnetlab.train.monitor import infer_mode
+
+    lines = random_freeze_warnings(cfg)
+    a = cfg.augment
+    if channels == 1 and a.enabled and a.color_jitter and (a.saturation or a.hue):
+        lines.append("note: augment.saturation and augment.hue change nothing on 1-channel images")
+    key, mode = monitor_key(cfg), cfg.train.monitor_mode
+    if mode != "auto" and mode != infer_mode(key, "auto"):
+        lines.append(f"warning: train.monitor_mode={mode} with {key}: the best epoch is the one with the "
+                     f"{'highest' if mode == 'max' else 'lowest'} {key.rsplit('/', 1)[-1]}; "
+                     "train.monitor_mode=auto picks the usual direction")
+    return lines
+
+
 def random_freeze_warnings(cfg: Config) -> list[str]:
     """A frozen part with no weights to start from stays random: legitimate as a baseline, rarely meant."""
     if cfg.model.pretrained != "none" or cfg.model.weights:

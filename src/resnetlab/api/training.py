@@ -28,7 +28,7 @@ from resnetlab.api.assemble import (
     input_size,
     make_loader,
     monitor_key,
-    random_freeze_warnings,
+    setting_warnings,
     stage_plans,
     validate_config,
 )
@@ -305,7 +305,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
     model = build_model(cfg.model, num_outputs=task.num_outputs, in_channels=bundle.channels,
                         image_size=input_size(cfg, bundle.image_size), feature_dim=feature_dim,
                         log=progress.line).to(device)
-    for warning in random_freeze_warnings(cfg):
+    for warning in setting_warnings(cfg, channels=bundle.channels):
         progress.line(warning)
     if dist.enabled and cfg.train.sync_bn:  # before the optimizer sees the BatchNorm parameters
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
