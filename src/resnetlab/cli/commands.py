@@ -80,7 +80,7 @@ def summary(args: argparse.Namespace) -> int:
         return 0
     info = api.summary(args.model, image_size=args.image_size, in_channels=args.in_channels,
                        num_classes=args.num_classes, stem=args.stem, multiscale=args.multiscale,
-                       attention=args.attention)
+                       attention=args.attention, memory=args.memory)
     print(info.format())
     return 0
 

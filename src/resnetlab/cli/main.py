@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stem", choices=("imagenet", "cifar"), default=None)
     p.add_argument("--multiscale", action="store_true", help="with multi-scale fusion of stage features")
     p.add_argument("--attention", choices=("none", "fused", "blocks"), default="none")
+    p.add_argument("--memory", action="store_true",
+                   help="also the training memory per image and the batch that fits 8-80 GiB GPUs")
     p.add_argument("--list", action="store_true", help="list the registered models")
     p.set_defaults(func=commands.summary)
 

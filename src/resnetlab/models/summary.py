@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from resnetlab.errors import UserError
+from resnetlab.models.memory import MemoryEstimate
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -43,6 +44,7 @@ class ModelSummary:
     trainable_params: int = 0
     flops: int = 0  # for one forward pass of batch_size images
     macs: int = 0
+    memory: MemoryEstimate | None = None  # training memory, when asked for
 
     def format(self) -> str:
         """A fixed-width table followed by totals, ready to print."""
@@ -68,6 +70,8 @@ class ModelSummary:
         ]
         if self.batch_size > 1:
             lines.append(f"(MACs and FLOPs are for the batch of {self.batch_size})")
+        if self.memory is not None:
+            lines += [rule, self.memory.format()]
         return "\n".join(lines)
 
 
