@@ -262,6 +262,17 @@ class Task:
             scores = scores * std + mean
         return scores
 
+    def metric_names(self, targets: np.ndarray, groups: np.ndarray | None = None) -> list[str]:
+        """The scalar names ``metrics`` reports for data with these targets (and clips), asked of the
+        metrics code itself on constant placeholder outputs, so no list of names is kept twice."""
+        import warnings
+
+        outputs = np.zeros((len(targets), self.num_outputs), dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant outputs: undefined correlations are expected here
+            scalars, _ = self.metrics(outputs, self.encode_targets(targets), groups)
+        return sorted(k for k, v in scalars.items() if isinstance(v, (int, float)))
+
     def metrics(self, outputs: np.ndarray, targets: np.ndarray,
                 groups: np.ndarray | None = None) -> tuple[dict[str, float], Any]:
         """Named scalars and the full report (classification) or scores (regression).

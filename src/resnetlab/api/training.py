@@ -146,18 +146,13 @@ def train(config: Config | Sequence[str] | None = None, *, overrides: Sequence[s
 def _check_monitor(key: str, task: Task, val: Split) -> None:
     """train.monitor must be a validation metric: checked on placeholder outputs, before any training."""
     import difflib
-    import warnings
 
-    outputs = np.zeros((len(val), task.num_outputs), dtype=np.float32)
     groups = None if val.groups is None else np.asarray(val.groups)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # constant outputs: undefined correlations are expected here
-            scalars, _ = task.metrics(outputs, task.encode_targets(val.targets), groups)
+        names = [f"val/{name}" for name in task.metric_names(val.targets, groups)]
     except ValueError as exc:
         raise UserError(f"validation metrics cannot be computed on {len(val)} validation image(s) ({exc}); "
                         "raise data.val_ratio or add images") from None
-    names = sorted(f"val/{k}" for k, v in scalars.items() if isinstance(v, (int, float)))
     if key not in names:
         close = difflib.get_close_matches(key, names, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
