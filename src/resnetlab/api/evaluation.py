@@ -181,7 +181,14 @@ def _join(parts: list[Split]) -> Split:
 def _write_eval_report(folder: Path, result: dict, *, run_name: str, count: int) -> Path:
     """report.md beside an evaluation's metrics.json: metrics, per-class results, plots."""
     from resnetlab.evaluate.compare import data_name
-    from resnetlab.evaluate.report import PLOT_CAPTIONS, fmt_metric, ordered_metric_names, table
+    from resnetlab.evaluate.report import (
+        PER_CLASS_NOTE,
+        fmt_metric,
+        ordered_metric_names,
+        per_class_table,
+        plots_section,
+        table,
+    )
 
     split, scalars = result["split"], result["scalars"]
     lines = [f"# Evaluation of {run_name}: {data_name(result['source'])}, {split} ({count} images)", "",
@@ -193,19 +200,8 @@ def _write_eval_report(folder: Path, result: dict, *, run_name: str, count: int)
     if result.get("top5_note"):
         lines += [f"top5: {result['top5_note']}", ""]
     if result.get("per_class"):
-        rows = [[r.get("name"), r.get("support"), fmt_metric(r.get("accuracy")), fmt_metric(r.get("precision")),
-                 fmt_metric(r.get("f1")), r.get("predicted")] for r in result["per_class"]]
-        lines += ["## Per-class results", "",
-                  table(["class", "support", "accuracy", "precision", "F1", "predicted"], rows,
-                        right=[1, 2, 3, 4, 5]), "",
-                  "Accuracy is the recall of the class; — marks a class with no samples.", ""]
-    present = sorted(p.name for p in (folder / "plots").glob("*.png"))
-    if present:
-        ordered = [n for n in PLOT_CAPTIONS if n in present] + [n for n in present if n not in PLOT_CAPTIONS]
-        lines += ["## Plots", ""]
-        for name in ordered:
-            caption = PLOT_CAPTIONS.get(name, Path(name).stem.replace("_", " ").capitalize())
-            lines += [f"### {caption}", "", f"![{caption}](plots/{name})", ""]
+        lines += ["## Per-class results", "", per_class_table(result["per_class"]), "", PER_CLASS_NOTE, ""]
+    lines += plots_section(folder / "plots")
     out = folder / "report.md"
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return out

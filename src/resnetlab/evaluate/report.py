@@ -372,20 +372,30 @@ def _per_class(run: RunRecord) -> list[str]:
     lines = ["## Per-class results", ""]
     titles = {"val": "Validation", "test": "Test"}
     for split in splits:
-        rows = [[r.get("name"), r.get("support"), fmt_metric(r.get("accuracy")),
-                 fmt_metric(r.get("precision")), fmt_metric(r.get("f1")), r.get("predicted")]
-                for r in run.metrics[split]["per_class"]]
-        body = table(["class", "support", "accuracy", "precision", "F1", "predicted"], rows,
-                     right=[1, 2, 3, 4, 5])
+        per_class = run.metrics[split]["per_class"]
         lines += [f"### {titles[split]}", ""]
-        lines += _maybe_fold(body, len(rows), f"Per-class {titles[split].lower()} results")
+        lines += _maybe_fold(per_class_table(per_class), len(per_class), f"Per-class {titles[split].lower()} results")
         lines += [""]
-    lines += ["Accuracy is the recall of the class; — marks a class with no samples.", ""]
+    lines += [PER_CLASS_NOTE, ""]
     return lines
 
 
+PER_CLASS_NOTE = "Accuracy is the recall of the class; — marks a class with no samples."
+
+
+def per_class_table(per_class: list[dict[str, Any]]) -> str:
+    """The per-class rows of metrics.json (support, accuracy, precision, F1, predicted) as a table."""
+    rows = [[r.get("name"), r.get("support"), fmt_metric(r.get("accuracy")), fmt_metric(r.get("precision")),
+             fmt_metric(r.get("f1")), r.get("predicted")] for r in per_class]
+    return table(["class", "support", "accuracy", "precision", "F1", "predicted"], rows, right=[1, 2, 3, 4, 5])
+
+
 def _plots(run: RunRecord) -> list[str]:
-    folder = run.path / "plots"
+    return plots_section(run.path / "plots")
+
+
+def plots_section(folder: Path) -> list[str]:
+    """"## Plots" with every PNG in ``folder`` (a run's or an evaluation's plots/), captioned, known ones first."""
     if not folder.is_dir():
         return []
     present = {p.name for p in folder.glob("*.png")}
