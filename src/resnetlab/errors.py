@@ -7,3 +7,9 @@ else is a bug and keeps its traceback.
 
 class UserError(Exception):
     """A bad input: the message names the key, file or value and what to do about it."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name if it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -12,7 +12,7 @@ from typing import Any, NoReturn, Sequence
 
 from resnetlab import __version__
 from resnetlab.cli import baseline_commands, commands, study_commands
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, first_line
 
 COMPILE_HELP = "torch.compile the model: up to a minute to start, then faster (for many images)"
 OVERRIDES_HELP = ("config overrides: preset=NAME, config=FILE.yaml, section.key=value "
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Training handles its own (with batch-size advice); this is evaluation, prediction or data loading.
         if args.debug:
             traceback.print_exc()
-        print(f"resnetlab {args.command}: error: out of memory ({_first_line(exc)}); lower the batch size "
+        print(f"resnetlab {args.command}: error: out of memory ({first_line(exc)}); lower the batch size "
               "(train.batch_size) or data.image_size, or on a GPU use train.precision=bf16", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -149,8 +149,3 @@ def _out_of_memory(exc: BaseException) -> bool:
         return True
     torch = sys.modules.get("torch")  # not imported: then it cannot be torch's error
     return torch is not None and isinstance(exc, torch.OutOfMemoryError)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, first_line
 from resnetlab.models.attention import SqueezeExcite
 from resnetlab.models.registry import create_model, is_model
 from resnetlab.safe_load import load_tensors
@@ -149,10 +149,10 @@ def load_pretrained(model: nn.Module, *, arch: str, source: str = "imagenet", ur
             url, model_dir=None if cache_dir is None else str(cache_dir), map_location="cpu",
             progress=progress, check_hash=True, weights_only=True)
     except OSError as err:  # URLError is an OSError
-        raise UserError(f"could not download weights for '{arch}' from {url} ({_first_line(err)}); "
+        raise UserError(f"could not download weights for '{arch}' from {url} ({first_line(err)}); "
                         "check the connection, or download it elsewhere and pass model.weights=PATH") from err
     except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
-        raise UserError(f"weights for '{arch}' from {url} are unusable ({_first_line(err)}); "
+        raise UserError(f"weights for '{arch}' from {url} are unusable ({first_line(err)}); "
                         "if a cached copy is corrupt, delete it from torch.hub's checkpoints folder") from err
     return _load(model, _as_state_dict(state, where=url), where=url, arch=arch)
 
@@ -317,8 +317,3 @@ def _module_name(root: nn.Module, module: nn.Module) -> str:
         if candidate is module:
             return name
     raise ValueError(f"{type(module).__name__} is not a submodule of {type(root).__name__}")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

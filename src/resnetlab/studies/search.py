@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import yaml
 
 from resnetlab.config import build_config, to_dict
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, first_line
 from resnetlab.studies.spec import Param, SearchSpec, changed_settings, check_metric, config_tokens
 
 if TYPE_CHECKING:
@@ -171,10 +171,10 @@ def open_storage(url: str) -> Any:
             time.sleep(0.5 + attempt)
         except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as exc:
             # e.g. an unknown scheme, or a database driver that is not installed (psycopg2 for postgresql)
-            raise UserError(f"--storage {url}: SQLAlchemy cannot open it ({_first_line(exc)}); use a database URL "
+            raise UserError(f"--storage {url}: SQLAlchemy cannot open it ({first_line(exc)}); use a database URL "
                             "such as sqlite:///runs/search.db or postgresql://user@host/db, with its driver "
                             "installed") from None
-    raise UserError(f"--storage {url}: cannot open it ({_first_line(last)})")
+    raise UserError(f"--storage {url}: cannot open it ({first_line(last)})")
 
 
 def _open_study(spec: SearchSpec, *, url: str, study_name: str, root: Path,
@@ -323,7 +323,7 @@ def _run_one(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], tri
         except Exception as exc:  # keep the traceback beside the run; the search goes on
             (root / name).mkdir(parents=True, exist_ok=True)
             (root / name / "search_error.log").write_text(traceback.format_exc())
-            trial.set_user_attr("error", f"{type(exc).__name__}: {_first_line(exc)}")
+            trial.set_user_attr("error", f"{type(exc).__name__}: {first_line(exc)}")
             raise
         key = spec.metric.split("/", 1)[1]
         value = result.val.get(key)
@@ -584,9 +584,4 @@ def _atomic(path: Path, text: str) -> None:
 def _describe(block: dict[str, Any]) -> str:
     options = ", ".join(f"{k}={v}" for k, v in block.items() if k != "name")
     return f"{block['name']}" + (f" ({options})" if options else "")
-
-
-def _first_line(exc: BaseException | None) -> str:
-    text = str(exc).strip() if exc is not None else ""
-    return text.splitlines()[0] if text else type(exc).__name__
 
