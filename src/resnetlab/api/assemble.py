@@ -100,10 +100,14 @@ def random_freeze_warnings(cfg: Config) -> list[str]:
     """A frozen part with no weights to start from stays random: legitimate as a baseline, rarely meant."""
     if cfg.model.pretrained != "none" or cfg.model.weights:
         return []
-    specs = [(f"train.stages[{i}].freeze", s.freeze) for i, s in enumerate(cfg.train.stages)] \
-        or [("model.freeze", cfg.model.freeze)]
     return [f"warning: {key}={spec} with random weights: {_frozen_words(spec)}; "
-            "set model.pretrained=imagenet or model.weights=PATH" for key, spec in specs if spec != "none"]
+            "set model.pretrained=imagenet or model.weights=PATH" for key, spec in freeze_specs(cfg) if spec != "none"]
+
+
+def freeze_specs(cfg: Config) -> list[tuple[str, str]]:
+    """Every freeze setting with the key that sets it: model.freeze and each train.stages[i].freeze."""
+    return [("model.freeze", cfg.model.freeze)] + [(f"train.stages[{i}].freeze", s.freeze)
+                                                   for i, s in enumerate(cfg.train.stages)]
 
 
 def _frozen_words(spec: str) -> str:
@@ -155,8 +159,7 @@ def stage_plans(cfg: Config) -> list[StagePlan]:
 
 def validate_config(cfg: Config) -> None:
     """Cross-field checks that no single field can make."""
-    for key, spec in [("model.freeze", cfg.model.freeze)] + [(f"train.stages[{i}].freeze", s.freeze)
-                                                            for i, s in enumerate(cfg.train.stages)]:
+    for key, spec in freeze_specs(cfg):
         if spec not in ("none", "backbone") and not (spec.startswith("stages:") and spec[7:].isdigit()):
             raise UserError(f"{key}={spec} is not understood; use none, backbone or stages:N "
                             "(stem plus the first N stages)")
@@ -225,8 +228,7 @@ def validate_model_inputs(cfg: Config) -> None:
     if m.freeze != "none" and cfg.train.stages:
         raise UserError(f"model.freeze={m.freeze} is ignored when train.stages is set; give each stage its "
                         f"freeze, e.g. train.stages=[{{epochs: 1, freeze: {m.freeze}}}, {{epochs: 5}}]")
-    specs = [("model.freeze", m.freeze)] + [(f"train.stages[{i}].freeze", s.freeze)
-                                            for i, s in enumerate(cfg.train.stages)]
+    specs = freeze_specs(cfg)
     if any(spec.startswith("stages:") for _, spec in specs):
         with torch.device("meta"):  # shapes only: no memory, no time
             stages = len(create_model(m.name).get_stages())
