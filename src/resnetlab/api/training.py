@@ -70,6 +70,7 @@ from resnetlab.train.run_folder import (
     peak_device_mb,
     peak_rss_mb,
     provenance,
+    write_data_record,
     write_json,
 )
 from resnetlab.train.signals import Interrupted, StopRequest
@@ -413,8 +414,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
     tb = None
     if dist.is_main:
         save_config(cfg, run_dir / "config.yaml")
-        write_json(run_dir / "data_summary.json", bundle.summary())
-        (run_dir / "skipped_files.txt").write_text("".join(f"{b.path}\t{b.reason}\n" for b in bundle.skipped))
+        write_data_record(run_dir, bundle)
         write_json(run_dir / "provenance.json", provenance(device=device, data_hash=bundle.data_hash, extra={
             "precision": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
             "channels_last": channels_last, "world_size": dist.world_size, "num_params": num_params}))

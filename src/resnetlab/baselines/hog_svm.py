@@ -10,8 +10,6 @@ test mean the same thing in both.
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -90,7 +88,7 @@ def train_hog_svm(
     from resnetlab.data.cache import cache_root
     from resnetlab.data.sources import load_data
     from resnetlab.evaluate.metrics import classification_metrics
-    from resnetlab.train.run_folder import make_run_dir, peak_rss_mb, write_json
+    from resnetlab.train.run_folder import make_run_dir, peak_rss_mb, write_data_record, write_json
 
     hog_params = HogParams(orientations=orientations, pixels_per_cell=pixels_per_cell,
                            cells_per_block=cells_per_block, smoothing=smoothing, offset_grid=offset_grid)
@@ -136,7 +134,8 @@ def train_hog_svm(
     if not converged(model):
         log(f"note: the linear SVM stopped at {svm_params.max_iter} iterations before converging, so it may score "
             f"a little lower; a smaller --C converges sooner (the linear default is {DEFAULT_C['linear']:g})")
-    kept = fitted_settings(model, svm_params).get("pca_components")
+    fitted = fitted_settings(model, svm_params)
+    kept = fitted.get("pca_components")
     if kept is not None and kept < svm_params.pca_components:
         log(f"note: PCA keeps {kept} components (no more than the training images or features), "
             f"not {svm_params.pca_components}")
@@ -160,13 +159,11 @@ def train_hog_svm(
     # One row: the SVM is fitted once. Training accuracy is left out, since scoring 54,000
     # training images through an RBF SVC costs as much as the fit itself.
     history = [{"epoch": 1, **{f"val/{k}": v for k, v in val.items()}, "seconds": round(fit_seconds, 3)}]
-    baseline = {"method": MODEL_NAME, **asdict(hog_params), **fitted_settings(model, svm_params),
-                "feature_length": length}
+    baseline = {"method": MODEL_NAME, **asdict(hog_params), **fitted, "feature_length": length}
     config = {"model": {"name": MODEL_NAME}, "data": to_dict(data_cfg), "baseline": baseline}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     write_json(run_dir / "history.json", history)
-    write_json(run_dir / "data_summary.json", bundle.summary())
-    (run_dir / "skipped_files.txt").write_text("".join(f"{b.path}\t{b.reason}\n" for b in bundle.skipped))
+    write_data_record(run_dir, bundle)
     write_json(run_dir / "provenance.json", _provenance(bundle.data_hash, started=started))
     # wall_seconds: data loading to scores (plots and report excluded), like a network's train time.
     resources = {"wall_seconds": round(wall_seconds, 2), "seconds_per_epoch": None,
@@ -206,13 +203,13 @@ def _write_plots_and_report(run_dir: Path, report: Any, *, images: np.ndarray, s
 
 
 def _provenance(data_hash: str, *, started: str) -> dict[str, Any]:
+    """A network run's provenance, on the CPU, with the libraries that did the work here."""
     import skimage
     import sklearn
+    import torch
 
-    from resnetlab import __version__
-    from resnetlab.train.run_folder import git_commit
+    from resnetlab.train.run_folder import provenance
 
-    return {"resnetlab_version": __version__, "git_commit": git_commit(), "python": sys.version.split()[0],
-            "platform": platform.platform(), "device": "cpu", "sklearn_version": sklearn.__version__,
-            "skimage_version": skimage.__version__, "data_hash": data_hash, "command": " ".join(sys.argv),
-            "started": started}
+    return provenance(device=torch.device("cpu"), data_hash=data_hash,
+                      extra={"sklearn_version": sklearn.__version__, "skimage_version": skimage.__version__,
+                             "started": started})

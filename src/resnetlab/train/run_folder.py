@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from resnetlab.config.schema import folder_name_problem
+from resnetlab.data.bundle import DataBundle
 from resnetlab.errors import UserError
 
 
@@ -66,6 +67,12 @@ def provenance(*, device: torch.device, data_hash: str, extra: dict[str, Any] | 
             "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     info.update(extra or {})
     return info
+
+
+def write_data_record(run_dir: Path, bundle: DataBundle) -> None:
+    """data_summary.json (splits and class counts) and skipped_files.txt (each bad file and why)."""
+    write_json(run_dir / "data_summary.json", bundle.summary())
+    (run_dir / "skipped_files.txt").write_text("".join(f"{b.path}\t{b.reason}\n" for b in bundle.skipped))
 
 
 def peak_rss_mb() -> float:
