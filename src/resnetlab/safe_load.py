@@ -19,12 +19,13 @@ _REFUSED_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL)
 
 
 def load_tensors(path: str | Path, *, what: str, advice: str,
-                 map_location: str | torch.device = "cpu") -> Any:
+                 map_location: str | torch.device = "cpu", mmap: bool = False) -> Any:
     """The object saved at `path`; a `UserError` naming `what` (e.g. "checkpoint x.pt") if the file
     is damaged, not a PyTorch file, or holds anything but tensors and plain containers.
-    `advice` ends the message for a damaged file ("use another checkpoint ...")."""
+    `advice` ends the message for a damaged file ("use another checkpoint ..."). `mmap` leaves the
+    tensors on disk until used (for reading a checkpoint's settings only)."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # a damaged file fails in many ways: UnpicklingError, BadZipFile, EOFError...
         found = _REFUSED_GLOBAL.search(str(err))
         if found:

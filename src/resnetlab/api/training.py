@@ -196,10 +196,10 @@ def _resumed_config(cfg: Config, resume_from: Path) -> Config:
 
 def _saved_config(path: Path) -> Any:
     try:  # memory-mapped: the tensors stay on disk, only the settings are read
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
+        checkpoint = load_checkpoint(path, mmap=True)
+    except UserError:
         checkpoint = load_checkpoint(path)  # names what is wrong with the file (or reads what mmap cannot)
-    return checkpoint.get("config") if isinstance(checkpoint, dict) else None
+    return checkpoint.get("config")
 
 
 def _shown(value: Any) -> str:

@@ -41,7 +41,8 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         pass
 
 
-def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu",
+                    mmap: bool = False) -> dict[str, Any]:
     """Load a checkpoint file, or a run folder's best.pt (else last.pt); tensors and plain values only."""
     path = Path(path)
     if path.is_dir():
@@ -54,7 +55,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
                             "(e.g. runs/NAME) or a .pt checkpoint file")
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found; give a run folder or a .pt file")
-    checkpoint = load_tensors(path, what=f"checkpoint {path}", map_location=map_location,
+    checkpoint = load_tensors(path, what=f"checkpoint {path}", map_location=map_location, mmap=mmap,
                               advice="use another checkpoint (last.pt or best.pt)")
     if not isinstance(checkpoint, dict):
         raise UserError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
