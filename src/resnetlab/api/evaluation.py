@@ -104,11 +104,7 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     out = run_model(model, loader, prepare=prepare, amp_dtype=amp_dtype, tta=tta, keep_features=keep,
                     uses_features=trained.uses_features, compile=compile,
                     channels_last=use_channels_last(cfg.train.channels_last, amp_dtype, device))
-    finite = np.isfinite(out.outputs.reshape(len(out.outputs), -1)).all(axis=1)
-    if not finite.all():
-        raise UserError(f"{trained.checkpoint} gives NaN or infinite outputs for {int((~finite).sum())} of "
-                        f"{len(finite)} images of {cfg.data.source}: its weights are broken (a diverged run?); "
-                        "evaluate another checkpoint (best.pt or last.pt) or train again")
+    trained.check_finite(out.outputs, doing="evaluate", of=f" of {cfg.data.source}")
     scalars, detail = task.metrics(out.outputs, out.targets, clip_groups(chosen, out))
     if out.features is not None:
         # Seed 001 compares how sparse HOG and network features are.

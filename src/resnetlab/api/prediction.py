@@ -117,13 +117,8 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
                        prepare=lambda x: normalize(x, trained.mean, trained.std), tta=tta,
                        uses_features=trained.uses_features, amp_dtype=amp_dtype, compile=compile,
                        channels_last=use_channels_last(trained.config.train.channels_last, amp_dtype, device))
-    finite = np.isfinite(result.outputs.reshape(len(result.outputs), -1)).all(axis=1)
-    if not finite.all():  # checked before the CSV is written, so no file of garbage is left behind
-        raise UserError(f"{trained.checkpoint} gives NaN or infinite outputs for {int((~finite).sum())} of "
-                        f"{len(finite)} images: its weights are broken (a diverged run?); predict with another "
-                        "checkpoint (best.pt or last.pt) or train again")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    trained.check_finite(result.outputs, doing="predict with")  # before the CSV: no file of garbage
+    out = Path(out)  # its folder was made by _check_output_file
     task = trained.task
     with open(out, "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -35,6 +35,14 @@ class Trained:
     def uses_features(self) -> bool:
         return self.config.model.fusion != "none"
 
+    def check_finite(self, outputs: np.ndarray, *, doing: str, of: str = "") -> None:
+        """Refuse NaN or infinite outputs (the weights of a diverged run) in one line, before they are used."""
+        finite = np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
+        if not finite.all():
+            raise UserError(f"{self.checkpoint} gives NaN or infinite outputs for {int((~finite).sum())} of "
+                            f"{len(finite)} images{of}: its weights are broken (a diverged run?); {doing} "
+                            "another checkpoint (best.pt or last.pt) or train again")
+
     def standardize_features(self, raw: np.ndarray) -> np.ndarray:
         if self.feature_stats is None:
             return raw.astype(np.float32)
