@@ -127,3 +127,11 @@ def test_outputs_that_blow_up_after_the_last_checked_loss_stop_the_run_in_one_li
     monkeypatch.setattr(training, "run_model", blown_up)
     with pytest.raises(UserError, match=r"outputs on the validation split became NaN or infinite; lower optim.lr"):
         resnetlab.train(_cfg(tmp_path, "output.name=blown"))
+
+
+def test_saving_mid_epoch_leaves_the_reported_loss_bit_identical(tmp_path):
+    # The epoch's loss is one float32 sum, carried through checkpoints rather than restarted in pieces.
+    common = ["data.subset=256", "train.epochs=2", "train.threads=1"]
+    plain = resnetlab.train(_cfg(tmp_path, *common, "output.name=plain"))
+    saved = resnetlab.train(_cfg(tmp_path, *common, "train.checkpoint_steps=1", "output.name=saved"))
+    assert [r["train/loss"] for r in saved.history] == [r["train/loss"] for r in plain.history]

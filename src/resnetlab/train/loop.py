@@ -136,7 +136,9 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
         p.progress.start_epoch(label, micro_per_epoch, done=p.loader.position)
         started = time.perf_counter() - state.seconds
         resumed_at, local_start = p.loader.position, time.perf_counter()
-        running = torch.zeros((), device=p.device)
+        # The epoch's loss sum so far, continued in float32 from a checkpoint: summing in one float32
+        # total keeps a resumed (or checkpointed) epoch's loss bit-identical to an uninterrupted one.
+        running = torch.tensor(state.loss_sum, dtype=torch.float32, device=p.device)
         epoch_step0 = (state.epoch - stage_first_epoch) * steps_per_epoch
         lr = schedule.lr(epoch_step0 + p.loader.position // p.accumulate)
 
@@ -166,7 +168,7 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
                 _step(p, keep_grads=micro == micro_per_epoch)
                 state.step += 1
                 if check:
-                    mean_loss = (state.loss_sum + running.item()) / max(1, state.seen)  # sync point
+                    mean_loss = running.item() / max(1, state.seen)  # sync point
                     rate = state.seen / max(time.perf_counter() - started, 1e-9)
                     per_micro = (time.perf_counter() - local_start) / max(1, micro - resumed_at)
                     p.progress.update(micro, loss=mean_loss, images_per_s=rate,
@@ -176,8 +178,7 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
                 stopping = ((p.stop.agree is None or state.step % sync_every == 0 or micro == micro_per_epoch)
                             and p.stop.agreed() is not None)
                 if (p.checkpoint_steps and state.step % p.checkpoint_steps == 0) or stopping:
-                    state.loss_sum += running.item()
-                    running.zero_()
+                    state.loss_sum = running.item()
                     state.seconds = time.perf_counter() - started
                     state.schedule = {"stage": stage_index, "state": schedule.state_dict()}
                     p.save("last", _snapshot(state))
@@ -190,7 +191,7 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
         p.progress.end_epoch()
         # ---- end of epoch: evaluate, monitor, record, checkpoint
         seconds = time.perf_counter() - started
-        train_loss = (state.loss_sum + running.item()) / max(1, state.seen)
+        train_loss = running.item() / max(1, state.seen)
         images_per_s = state.seen / max(seconds, 1e-9)
         metrics = p.evaluate()
         if p.monitor.key not in metrics:
