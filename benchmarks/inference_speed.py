@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from resnetlab.data.loader import BatchLoader
-from resnetlab.evaluate.inference import run_model
+from resnetlab.evaluation.inference import run_model
 from resnetlab.models import create_model
-from resnetlab.train.device import _cpu_has_bf16, set_threads
+from resnetlab.training.device import _cpu_has_bf16, set_threads
 
 
 def measure(model: torch.nn.Module, images: np.ndarray, batch: int, dtype: torch.dtype | None,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from resnetlab.models import create_model
-from resnetlab.train.device import _cpu_has_bf16, set_threads
+from resnetlab.training.device import _cpu_has_bf16, set_threads
 
 
 def measure(model_name: str, size: int, batch: int, steps: int, dtype: torch.dtype | None, channels_last: bool) -> float:

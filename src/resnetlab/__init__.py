@@ -16,10 +16,6 @@ _API = ("train", "evaluate", "predict", "summary", "TrainResult", "build_model")
 
 def __getattr__(name: str) -> Any:
     # torch and the data stack load on first use, so `resnetlab --help` answers at once.
-    if name == "train":  # the sub-package, which is callable as resnetlab.api.train
-        import resnetlab.train
-
-        return resnetlab.train
     if name in _API:
         from resnetlab import api
 

@@ -11,7 +11,7 @@ from resnetlab.baselines.hog import HogParams, hog_features, zero_share
 from resnetlab.baselines.hog_svm import baseline_data_config, train_hog_svm
 from resnetlab.config import build_config
 from resnetlab.errors import UserError
-from resnetlab.evaluate.plots import STANDARD_CLASSIFICATION_PLOTS
+from resnetlab.evaluation.plots import STANDARD_CLASSIFICATION_PLOTS
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -77,8 +77,8 @@ def test_feature_zero_share_matches_the_features(rbf_run):
 
 
 def test_the_report_and_the_comparison_take_the_run(rbf_run, tmp_path):
-    from resnetlab.evaluate.compare import write_comparison
-    from resnetlab.evaluate.report import write_report
+    from resnetlab.evaluation.compare import write_comparison
+    from resnetlab.evaluation.report import write_report
 
     result, data = rbf_run
     text = write_report(result.run_dir).read_text()

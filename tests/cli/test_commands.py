@@ -170,7 +170,7 @@ def test_abbreviated_options_are_refused_not_guessed(tmp_path, capsys):
 
 
 def test_eval_and_predict_compile_on_request(run_dir, tmp_path, monkeypatch):
-    from resnetlab.evaluate import inference
+    from resnetlab.evaluation import inference
 
     compiled = []
     monkeypatch.setattr(inference.torch, "compile", lambda module: compiled.append(module) or module)
@@ -196,7 +196,7 @@ def stand_in_train(cfg):
 
 def test_an_interrupted_train_prints_only_how_to_resume(monkeypatch, capsys, tmp_path):
     from resnetlab import api
-    from resnetlab.train.signals import Interrupted
+    from resnetlab.training.signals import Interrupted
 
     def interrupted(cfg):
         stop = Interrupted("SIGINT", str(tmp_path / "last.pt"))
@@ -259,7 +259,7 @@ def test_train_with_overrides_or_without_a_terminal_never_asks(monkeypatch):
 def test_eval_of_broken_weights_is_one_line(run_dir, tmp_path, capsys):
     import torch
 
-    from resnetlab.train.checkpoint import atomic_save, load_checkpoint
+    from resnetlab.training.checkpoint import atomic_save, load_checkpoint
 
     checkpoint = load_checkpoint(run_dir / "best.pt")
     checkpoint["model"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
@@ -274,7 +274,7 @@ def test_eval_of_broken_weights_is_one_line(run_dir, tmp_path, capsys):
 def test_predict_with_broken_weights_writes_no_file(run_dir, tmp_path, capsys):
     import torch
 
-    from resnetlab.train.checkpoint import atomic_save, load_checkpoint
+    from resnetlab.training.checkpoint import atomic_save, load_checkpoint
 
     checkpoint = load_checkpoint(run_dir / "best.pt")
     checkpoint["model"] = {k: torch.full_like(v, float("inf")) if v.is_floating_point() else v

@@ -15,17 +15,17 @@ from resnetlab.config.schema import ModelConfig
 from resnetlab.data.bundle import Split
 from resnetlab.data.loader import BatchLoader
 from resnetlab.errors import UserError
-from resnetlab.evaluate.inference import Outputs
-from resnetlab.evaluate.metrics import classification_metrics
-from resnetlab.evaluate.regression_metrics import regression_metrics
+from resnetlab.evaluation.inference import Outputs
+from resnetlab.evaluation.metrics import classification_metrics
+from resnetlab.evaluation.regression_metrics import regression_metrics
 from resnetlab.models import create_model, load_pretrained, load_weights_file
 from resnetlab.models.weights import LoadedWeights, WeightsMismatch
-from resnetlab.train.device import (
+from resnetlab.training.device import (
     resolve_device,
     resolve_precision,
 )
-from resnetlab.train.distributed import DistInfo, gather_objects
-from resnetlab.train.loop import StagePlan
+from resnetlab.training.distributed import DistInfo, gather_objects
+from resnetlab.training.loop import StagePlan
 
 
 def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_size: int,
@@ -82,7 +82,7 @@ def _config_terms(load: Callable[[], LoadedWeights], setting: str) -> LoadedWeig
 
 def setting_warnings(cfg: Config, *, channels: int) -> list[str]:
     """Settings that are valid but probably not meant: each a line for the run's log."""
-    from resnetlab.train.monitor import infer_mode
+    from resnetlab.training.monitor import infer_mode
 
     lines = random_freeze_warnings(cfg)
     a = cfg.augment
@@ -281,7 +281,7 @@ class Task:
 
         With ``groups`` (the clip of each frame), clip-level ``clip_*`` scalars are added.
         """
-        from resnetlab.evaluate.clips import clip_classification_metrics, clip_regression_metrics
+        from resnetlab.evaluation.clips import clip_classification_metrics, clip_regression_metrics
 
         if self.kind == "classification":
             logits = torch.from_numpy(outputs)

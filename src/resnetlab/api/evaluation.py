@@ -28,9 +28,9 @@ from resnetlab.data.augment import normalize
 from resnetlab.data.bundle import Split
 from resnetlab.data.sources import load_data
 from resnetlab.errors import UserError
-from resnetlab.evaluate.inference import run_model
-from resnetlab.train.device import set_threads, use_channels_last
-from resnetlab.train.run_folder import (
+from resnetlab.evaluation.inference import run_model
+from resnetlab.training.device import set_threads, use_channels_last
+from resnetlab.training.run_folder import (
     write_json,
 )
 
@@ -116,7 +116,7 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
               "scalars": scalars}
     if task.kind == "classification":
         result.update({**detail.to_dict(), "scalars": scalars})  # scalars plus the extra feature share
-        from resnetlab.evaluate import plots
+        from resnetlab.evaluation import plots
 
         probs = torch.from_numpy(out.outputs).softmax(dim=1).numpy()
         history_file = trained.run_dir / "history.json"
@@ -127,7 +127,7 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
                                          plots_dir=folder / "plots", images=np.asarray(chosen.images[out.index]),
                                          probs=probs, targets=out.targets)
     else:
-        from resnetlab.evaluate import plots
+        from resnetlab.evaluation import plots
 
         plots.write_regression_plots([], monitor=trained.config.train.monitor, plots_dir=folder / "plots",
                                      pred=detail, target=np.asarray(chosen.targets)[out.index])
@@ -176,8 +176,8 @@ def _join(parts: list[Split]) -> Split:
 
 def _write_eval_report(folder: Path, result: dict, *, run_name: str, count: int) -> Path:
     """report.md beside an evaluation's metrics.json: metrics, per-class results, plots."""
-    from resnetlab.evaluate.compare import data_name
-    from resnetlab.evaluate.report import (
+    from resnetlab.evaluation.compare import data_name
+    from resnetlab.evaluation.report import (
         PER_CLASS_NOTE,
         fmt_metric,
         ordered_metric_names,

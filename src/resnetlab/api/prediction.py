@@ -14,8 +14,8 @@ from resnetlab.api.trained import Trained, load_trained
 from resnetlab.data.augment import normalize
 from resnetlab.data.loader import BatchLoader
 from resnetlab.errors import UserError
-from resnetlab.evaluate.inference import run_model
-from resnetlab.train.device import use_channels_last
+from resnetlab.evaluation.inference import run_model
+from resnetlab.training.device import use_channels_last
 
 
 @dataclass

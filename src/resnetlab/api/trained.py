@@ -13,7 +13,7 @@ from resnetlab.api.assemble import Task, build_model, input_size
 from resnetlab.config import Config, to_dict
 from resnetlab.config.schema import ModelConfig
 from resnetlab.errors import UserError
-from resnetlab.train.checkpoint import load_checkpoint
+from resnetlab.training.checkpoint import load_checkpoint
 
 
 @dataclass

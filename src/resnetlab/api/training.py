@@ -38,10 +38,10 @@ from resnetlab.data.augment import BatchAugment, normalize
 from resnetlab.data.bundle import DataBundle, Split
 from resnetlab.data.sources import load_data
 from resnetlab.errors import UserError
-from resnetlab.evaluate.inference import run_model
+from resnetlab.evaluation.inference import run_model
 from resnetlab.models import freeze
-from resnetlab.train.checkpoint import atomic_save, load_checkpoint
-from resnetlab.train.device import (
+from resnetlab.training.checkpoint import atomic_save, load_checkpoint
+from resnetlab.training.device import (
     load_rng_state,
     resolve_device,
     resolve_precision,
@@ -50,7 +50,7 @@ from resnetlab.train.device import (
     set_threads,
     use_channels_last,
 )
-from resnetlab.train.distributed import (
+from resnetlab.training.distributed import (
     DistInfo,
     any_process,
     barrier,
@@ -58,13 +58,13 @@ from resnetlab.train.distributed import (
     gather_objects,
     init_distributed,
 )
-from resnetlab.train.history import History
-from resnetlab.train.loop import Diverged, LoopState, OutOfMemory, StagePlan, TrainParts, fit
-from resnetlab.train.losses import classification_loss, regression_loss
-from resnetlab.train.monitor import Monitor
-from resnetlab.train.optim import build_optimizer
-from resnetlab.train.progress import ProgressReporter
-from resnetlab.train.run_folder import (
+from resnetlab.training.history import History
+from resnetlab.training.loop import Diverged, LoopState, OutOfMemory, StagePlan, TrainParts, fit
+from resnetlab.training.losses import classification_loss, regression_loss
+from resnetlab.training.monitor import Monitor
+from resnetlab.training.optim import build_optimizer
+from resnetlab.training.progress import ProgressReporter
+from resnetlab.training.run_folder import (
     default_run_name,
     make_run_dir,
     peak_device_mb,
@@ -73,7 +73,7 @@ from resnetlab.train.run_folder import (
     write_data_record,
     write_json,
 )
-from resnetlab.train.signals import Interrupted, StopRequest
+from resnetlab.training.signals import Interrupted, StopRequest
 
 
 @dataclass
@@ -419,7 +419,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
             "precision": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
             "channels_last": channels_last, "world_size": dist.world_size, "num_params": num_params}))
         if cfg.output.tensorboard:
-            from resnetlab.evaluate.tensorboard_log import TensorBoardLogger
+            from resnetlab.evaluation.tensorboard_log import TensorBoardLogger
 
             tb = TensorBoardLogger(run_dir / "tensorboard")
         progress.banner(f"resnetlab train → {run_dir}", _banner_rows(cfg, bundle, device, amp_dtype, channels_last,
@@ -537,7 +537,7 @@ def _final_line(run_dir: Path, monitor: Monitor, results: dict[str, Any]) -> str
 
 def _write_outputs(cfg: Config, run_dir: Path, bundle: DataBundle, task: Task, results: dict[str, Any],
                    history: History, monitor: Monitor, resources: dict[str, Any], tb: Any) -> None:
-    from resnetlab.evaluate.report import write_report
+    from resnetlab.evaluation.report import write_report
 
     metrics: dict[str, Any] = {"best_epoch": monitor.best_epoch, "monitor": monitor.key, "resources": resources}
     for name, (out, scalars, detail) in results.items():
@@ -564,7 +564,7 @@ def _write_outputs(cfg: Config, run_dir: Path, bundle: DataBundle, task: Task, r
 
 def _write_plots(run_dir: Path, bundle: DataBundle, task: Task, val: Any, history: History,
                  monitor: Monitor) -> None:
-    from resnetlab.evaluate import plots
+    from resnetlab.evaluation import plots
 
     plots_dir = run_dir / "plots"
     plots_dir.mkdir(exist_ok=True)

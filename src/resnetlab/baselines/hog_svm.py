@@ -1,6 +1,6 @@
 """The HOG+SVM baseline run: data → HOG features → SVM → metrics, plots and report.
 
-The run folder follows the same contract as a network run (see `resnetlab.evaluate.report`),
+The run folder follows the same contract as a network run (see `resnetlab.evaluation.report`),
 so `resnetlab report` and the comparison tables take it as they are: config.yaml (the resolved
 data config, ``model.name: hog-svm`` and a ``baseline:`` section), history.json (one row: the
 SVM is fitted once), metrics.json, final_results.json, data_summary.json, provenance.json,
@@ -87,8 +87,8 @@ def train_hog_svm(
     """
     from resnetlab.data.cache import cache_root
     from resnetlab.data.sources import load_data
-    from resnetlab.evaluate.metrics import classification_metrics
-    from resnetlab.train.run_folder import make_run_dir, peak_rss_mb, write_data_record, write_json
+    from resnetlab.evaluation.metrics import classification_metrics
+    from resnetlab.training.run_folder import make_run_dir, peak_rss_mb, write_data_record, write_json
 
     hog_params = HogParams(orientations=orientations, pixels_per_cell=pixels_per_cell,
                            cells_per_block=cells_per_block, smoothing=smoothing, offset_grid=offset_grid)
@@ -193,8 +193,8 @@ def train_hog_svm(
 
 def _write_plots_and_report(run_dir: Path, report: Any, *, images: np.ndarray, scores: np.ndarray,
                             targets: np.ndarray) -> None:
-    from resnetlab.evaluate.plots import write_classification_plots
-    from resnetlab.evaluate.report import write_report
+    from resnetlab.evaluation.plots import write_classification_plots
+    from resnetlab.evaluation.report import write_report
 
     # No history, so no curves.png: an SVM fitted once has no curve to draw.
     write_classification_plots(report, [], monitor=MONITOR, plots_dir=run_dir / "plots",
@@ -208,7 +208,7 @@ def _provenance(data_hash: str, *, started: str) -> dict[str, Any]:
     import sklearn
     import torch
 
-    from resnetlab.train.run_folder import provenance
+    from resnetlab.training.run_folder import provenance
 
     return provenance(device=torch.device("cpu"), data_hash=data_hash,
                       extra={"sklearn_version": sklearn.__version__, "skimage_version": skimage.__version__,

@@ -12,12 +12,12 @@ import yaml
 from resnetlab.config import all_keys, build_config, describe_preset, list_presets, read_yaml, to_dict
 from resnetlab.config.schema import Config
 from resnetlab.errors import UserError
-from resnetlab.train.progress import is_interactive
+from resnetlab.training.progress import is_interactive
 
 
 def train(args: argparse.Namespace) -> int:
     from resnetlab import api
-    from resnetlab.train.signals import Interrupted
+    from resnetlab.training.signals import Interrupted
 
     overrides = list(args.overrides)
     if args.resume:
@@ -86,8 +86,8 @@ def summary(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from resnetlab.evaluate.compare import write_comparison
-    from resnetlab.evaluate.report import write_report
+    from resnetlab.evaluation.compare import write_comparison
+    from resnetlab.evaluation.report import write_report
 
     runs = [Path(r) for r in args.runs]
     for run in runs:

@@ -196,7 +196,7 @@ def _execute(runs: list[PlannedRun], *, jobs: int, echo: Callable[[str], None], 
 
 def _sequential(todo: list[PlannedRun], progress: _Progress, outcome: StudyOutcome) -> None:
     from resnetlab import api
-    from resnetlab.train.signals import Interrupted
+    from resnetlab.training.signals import Interrupted
 
     for run in todo:
         if _fail_early(run, progress):

@@ -280,7 +280,7 @@ def _run_one(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], tri
     import optuna
 
     from resnetlab import api
-    from resnetlab.train.signals import Interrupted
+    from resnetlab.training.signals import Interrupted
 
     seen: dict[str, int] = {}
 
@@ -407,7 +407,7 @@ def best_config_text(study: optuna.Study, best: dict[str, Any]) -> str:
 
 def write_search_report(study: optuna.Study, spec: SearchSpec, *, root: Path, trials: int, storage: str) -> Path:
     """trials.csv, best_config.yaml, search.md and plots/optimization_history.png."""
-    from resnetlab.evaluate.report import fmt_duration, fmt_value, table
+    from resnetlab.evaluation.report import fmt_duration, fmt_value, table
 
     rows = _trial_rows(study, spec)
     keys = [p.key for p in spec.space]

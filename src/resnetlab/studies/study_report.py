@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from resnetlab.evaluate.report import fmt_duration, fmt_value, table  # noqa: E402
+from resnetlab.evaluation.report import fmt_duration, fmt_value, table  # noqa: E402
 from resnetlab.studies.results import SETTING_KEYS, StudyResults, mean_std, read_history  # noqa: E402
 from resnetlab.studies.spec import lower_is_better  # noqa: E402
 

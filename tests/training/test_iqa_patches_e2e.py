@@ -80,7 +80,7 @@ def test_patch_runs_resume_bit_for_bit(tmp_path):
     import torch
 
     import resnetlab
-    from resnetlab.train.checkpoint import load_checkpoint
+    from resnetlab.training.checkpoint import load_checkpoint
 
     common = ["preset=test", f"output.dir={tmp_path}", "train.epochs=2", "train.threads=1", "data.image_size=12",
               "patches.size=8", "patches.train_num=2", "patches.test_num=4", "patches.test_random=true"]

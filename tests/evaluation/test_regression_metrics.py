@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from resnetlab.evaluate.regression_metrics import logistic4, regression_metrics
+from resnetlab.evaluation.regression_metrics import logistic4, regression_metrics
 
 # The package re-exports the function under the module's name, so fetch the module itself.
-module = importlib.import_module("resnetlab.evaluate.regression_metrics")
+module = importlib.import_module("resnetlab.evaluation.regression_metrics")
 
 
 def test_matches_scipy_on_noisy_data():

@@ -12,8 +12,8 @@ import torch
 
 import resnetlab
 from resnetlab.config import build_config
-from resnetlab.train import loop
-from resnetlab.train.checkpoint import load_checkpoint
+from resnetlab.training import loop
+from resnetlab.training.checkpoint import load_checkpoint
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 

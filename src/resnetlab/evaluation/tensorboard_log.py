@@ -84,7 +84,7 @@ class TensorBoardLogger:
         if self._writer is None:
             return
         # Imported here so a logger used only for scalars does not load matplotlib.
-        from resnetlab.evaluate.plots import confusion_matrix_figure
+        from resnetlab.evaluation.plots import confusion_matrix_figure
 
         figure = confusion_matrix_figure(confusion, class_names, normalize=normalize)
         self._writer.add_figure(tag, figure, global_step=step, close=True)

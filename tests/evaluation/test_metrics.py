@@ -9,7 +9,7 @@ from sklearn.metrics import (
 )
 
 from resnetlab.errors import UserError
-from resnetlab.evaluate.metrics import (
+from resnetlab.evaluation.metrics import (
     TOP5_NOT_APPLICABLE,
     ClassificationReport,
     classification_metrics,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from resnetlab.evaluate import tensorboard_log
-from resnetlab.evaluate.tensorboard_log import TensorBoardLogger
+from resnetlab.evaluation import tensorboard_log
+from resnetlab.evaluation.tensorboard_log import TensorBoardLogger
 
 
 def test_logger_writes_scalars_histograms_and_figure(tmp_path):

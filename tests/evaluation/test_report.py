@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from resnetlab.errors import UserError
-from resnetlab.evaluate.compare import write_comparison
-from resnetlab.evaluate.metrics import classification_metrics
-from resnetlab.evaluate.plots import STANDARD_CLASSIFICATION_PLOTS, write_classification_plots
-from resnetlab.evaluate.report import write_report
+from resnetlab.evaluation.compare import write_comparison
+from resnetlab.evaluation.metrics import classification_metrics
+from resnetlab.evaluation.plots import STANDARD_CLASSIFICATION_PLOTS, write_classification_plots
+from resnetlab.evaluation.report import write_report
 
 NAMES = ["cat", "dog", "bird", "fish"]
 TARGETS = np.array([0, 0, 0, 1, 1, 2, 2, 2])

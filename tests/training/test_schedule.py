@@ -3,7 +3,7 @@ import math
 import pytest
 
 from resnetlab.config.schema import ScheduleConfig
-from resnetlab.train.schedule import LrSchedule
+from resnetlab.training.schedule import LrSchedule
 
 
 def _lrs(name, epochs=10, spe=10, **kw):

@@ -21,8 +21,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
-from resnetlab.evaluate.metrics import ClassificationReport, confused_pairs  # noqa: E402
-from resnetlab.evaluate.regression_metrics import (  # noqa: E402
+from resnetlab.evaluation.metrics import ClassificationReport, confused_pairs  # noqa: E402
+from resnetlab.evaluation.regression_metrics import (  # noqa: E402
     fit_logistic,
     regression_metrics,
 )

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from resnetlab.evaluate.clips import clip_classification_metrics, clip_regression_metrics
+from resnetlab.evaluation.clips import clip_classification_metrics, clip_regression_metrics
 
 
 def test_clip_decision_is_the_mean_of_frame_probabilities():

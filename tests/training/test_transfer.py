@@ -5,7 +5,7 @@ import torch
 import resnetlab
 from resnetlab.config import build_config
 from resnetlab.models import create_model
-from resnetlab.train.checkpoint import load_checkpoint
+from resnetlab.training.checkpoint import load_checkpoint
 
 
 def test_two_stage_head_then_full_fine_tuning(tmp_path):

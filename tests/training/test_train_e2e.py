@@ -10,7 +10,7 @@ import yaml
 import resnetlab
 from resnetlab.config import build_config
 from resnetlab.errors import UserError
-from resnetlab.train.checkpoint import load_checkpoint
+from resnetlab.training.checkpoint import load_checkpoint
 
 
 def _cfg(tmp_path, *extra):
@@ -102,7 +102,7 @@ def test_resume_refuses_changed_settings_keeps_the_record_and_may_extend_epochs(
 def test_a_run_halved_by_auto_batch_resumes_with_its_halved_batch(tmp_path):
     from resnetlab.api.training import _resumed_config
     from resnetlab.config import to_dict
-    from resnetlab.train.checkpoint import atomic_save
+    from resnetlab.training.checkpoint import atomic_save
 
     halved = _cfg(tmp_path, "train.auto_batch=true", "train.batch_size=16", "train.accumulate=2")
     atomic_save({"config": to_dict(halved)}, tmp_path / "last.pt")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from resnetlab.evaluate.regression_metrics import regression_metrics
+from resnetlab.evaluation.regression_metrics import regression_metrics
 
 
 def _per_clip_mean(values: np.ndarray, clip: np.ndarray, count: int) -> np.ndarray:

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from resnetlab.data.loader import BatchLoader
-from resnetlab.evaluate import inference
-from resnetlab.evaluate.inference import OutputsAndFeatures, run_model
+from resnetlab.evaluation import inference
+from resnetlab.evaluation.inference import OutputsAndFeatures, run_model
 from resnetlab.models import create_model
 
 

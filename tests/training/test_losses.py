@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resnetlab.evaluate.metrics import classification_metrics
-from resnetlab.train.losses import classification_loss, regression_loss, soft_accuracy_terms
+from resnetlab.evaluation.metrics import classification_metrics
+from resnetlab.training.losses import classification_loss, regression_loss, soft_accuracy_terms
 
 
 def test_soft_terms_equal_accuracy_and_mpca_for_confident_predictions():

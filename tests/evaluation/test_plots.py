@@ -4,8 +4,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from resnetlab.evaluate import plots
-from resnetlab.evaluate.metrics import classification_metrics
+from resnetlab.evaluation import plots
+from resnetlab.evaluation.metrics import classification_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog"]

@@ -20,13 +20,13 @@ from torch import nn
 from resnetlab.config.schema import ScheduleConfig
 from resnetlab.data.loader import BatchLoader
 from resnetlab.errors import UserError
-from resnetlab.train.device import autocast
-from resnetlab.train.history import History
-from resnetlab.train.monitor import Monitor
-from resnetlab.train.optim import set_lr
-from resnetlab.train.progress import ProgressReporter
-from resnetlab.train.schedule import LrSchedule
-from resnetlab.train.signals import Interrupted, StopRequest
+from resnetlab.training.device import autocast
+from resnetlab.training.history import History
+from resnetlab.training.monitor import Monitor
+from resnetlab.training.optim import set_lr
+from resnetlab.training.progress import ProgressReporter
+from resnetlab.training.schedule import LrSchedule
+from resnetlab.training.signals import Interrupted, StopRequest
 
 
 @dataclass

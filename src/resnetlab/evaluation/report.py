@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from resnetlab.errors import UserError
-from resnetlab.evaluate.metrics import confused_pairs
+from resnetlab.evaluation.metrics import confused_pairs
 
 RUN_FILES = ("config.yaml", "history.json", "metrics.json", "data_summary.json",
              "provenance.json")

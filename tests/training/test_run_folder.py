@@ -3,7 +3,7 @@
 import pytest
 
 from resnetlab.errors import UserError
-from resnetlab.train.run_folder import make_run_dir
+from resnetlab.training.run_folder import make_run_dir
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", "..", "."])

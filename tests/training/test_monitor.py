@@ -1,4 +1,4 @@
-from resnetlab.train.monitor import Monitor, infer_mode
+from resnetlab.training.monitor import Monitor, infer_mode
 
 
 def test_mode_inferred_from_the_name():

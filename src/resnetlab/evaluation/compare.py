@@ -1,7 +1,7 @@
 """comparison.md and comparison_curves.png for several run folders, side by side.
 
 Like the single-run report, this reads only the files in each run folder (see
-`resnetlab.evaluate.report`), so runs can be compared long after training.
+`resnetlab.evaluation.report`), so runs can be compared long after training.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import UserError
-from resnetlab.evaluate.plots import plot_run_comparison
-from resnetlab.evaluate.report import (
+from resnetlab.evaluation.plots import plot_run_comparison
+from resnetlab.evaluation.report import (
     RunRecord,
     fmt_duration,
     fmt_metric,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from resnetlab.errors import UserError
-from resnetlab.train.checkpoint import atomic_save, load_checkpoint
+from resnetlab.training.checkpoint import atomic_save, load_checkpoint
 
 
 def test_round_trip_with_weights_only(tmp_path):
