@@ -343,8 +343,10 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
     if cfg.train.compile:
         runner = torch.compile(runner)
     if dist.enabled:
+        # A frozen stage leaves parameters without gradients, which DDP must be told to expect.
         runner = nn.parallel.DistributedDataParallel(
-            runner, device_ids=[device.index] if device.type == "cuda" else None)
+            runner, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=any(s.freeze != "none" for s in stages))
 
     prepare = lambda images: normalize(images, bundle.mean, bundle.std)  # noqa: E731
     frozen_bn: list[nn.Module] = []
