@@ -9,7 +9,25 @@ class UserError(Exception):
     """A bad input: the message names the key, file or value and what to do about it."""
 
 
+def shorten(value: object, limit: int = 100) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for quoting user values in one-line errors.
+
+    Built with ``reprlib`` so a huge nested value is never fully rendered before it is cut.
+    """
+    import reprlib
+
+    shown = reprlib.Repr(maxlevel=3, maxlist=8, maxtuple=8, maxdict=8, maxset=8, maxstring=limit,
+                         maxother=limit, maxlong=limit).repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its class name if it has none), for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def clip_words(message: str, limit: int = 160) -> str:
+    """``message`` with every word longer than ``limit`` cut: the last guard, where an error is printed,
+    against a huge value quoted whole (a 5,000-character model name, an expanded list)."""
+    return " ".join(word if len(word) <= limit else word[: limit - 3] + "..." for word in message.split(" "))

@@ -31,6 +31,9 @@ from resnetlab.errors import UserError
 from resnetlab.evaluation.inference import run_model
 from resnetlab.training.device import set_threads, use_channels_last
 from resnetlab.training.run_folder import (
+    checkpoint_line,
+    refuse_run_outputs,
+    writable_folder,
     write_json,
 )
 
@@ -41,9 +44,12 @@ class EvalResult:
     scalars: dict[str, float]
     out_dir: Path
     count: int
+    checkpoint: Path | None = None
 
     def format(self) -> str:
         lines = [f"{self.split}: {self.count} images"]
+        if self.checkpoint is not None:
+            lines.insert(0, checkpoint_line(self.checkpoint))
         lines += [f"  {k:20} {v:.4f}" for k, v in self.scalars.items() if isinstance(v, float)]
         lines.append(f"metrics, plots and report in {self.out_dir}")
         return "\n".join(lines)
@@ -68,6 +74,8 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
                         "to change other settings train a new run")
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise UserError(f"--out {out_dir} is a file; give a folder for the metrics and plots")
+    if out_dir is not None:
+        refuse_run_outputs(out_dir, folder=True)
     if split is not None and split not in SPLITS:
         raise UserError(f"--split {split}: choose one of {', '.join(SPLITS)}")
     trained = load_trained(run_or_checkpoint)
@@ -79,6 +87,8 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     keep_subset = "subset" in asked or split != "all"
     cfg = build_config([*overrides, f"data.image_size={trained.image_size}", f"data.channels={trained.channels}",
                         *([] if keep_subset else ["data.subset=null"])], base=to_dict(trained.config))
+    default_name = f"eval-{_folder_name(cfg.data.source)}-{split}" if new_source else f"eval-{split}"
+    folder = writable_folder(out_dir or trained.run_dir / default_name, option="--out" if out_dir else "eval into")
     device, amp_dtype = device_here(cfg)
     set_threads(cfg.train.threads)
     bundle = load_data(cfg.data, log=lambda line: None)
@@ -109,9 +119,6 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     if out.features is not None:
         # Seed 001 compares how sparse HOG and network features are.
         scalars["feature_zero_share"] = float(np.mean(out.features == 0))
-    default_name = f"eval-{_folder_name(cfg.data.source)}-{split}" if new_source else f"eval-{split}"
-    folder = Path(out_dir) if out_dir else trained.run_dir / default_name
-    folder.mkdir(parents=True, exist_ok=True)
     result = {"split": split, "source": cfg.data.source, "checkpoint": str(trained.checkpoint), "tta": tta,
               "scalars": scalars}
     if task.kind == "classification":
@@ -133,7 +140,8 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
                                      pred=detail, target=np.asarray(chosen.targets)[out.index])
     write_json(folder / "metrics.json", result)
     _write_eval_report(folder, result, run_name=trained.run_dir.name, count=len(out.targets))
-    return EvalResult(split=split, scalars=scalars, out_dir=folder, count=len(out.targets))
+    return EvalResult(split=split, scalars=scalars, out_dir=folder, count=len(out.targets),
+                      checkpoint=trained.checkpoint)
 
 
 def _folder_name(source: str) -> str:

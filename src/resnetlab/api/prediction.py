@@ -16,6 +16,7 @@ from resnetlab.data.loader import BatchLoader
 from resnetlab.errors import UserError
 from resnetlab.evaluation.inference import run_model
 from resnetlab.training.device import use_channels_last
+from resnetlab.training.run_folder import refuse_run_outputs, writable_folder
 
 
 @dataclass
@@ -37,7 +38,8 @@ def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
         item = str(item)
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            # Every entry but folders: pipes, devices and dangling links are listed as skipped by the decoder.
+            found += sorted(p for p in path.rglob("*") if not p.is_dir() and not p.name.startswith("."))
         elif path.suffix.lower() == ".csv" and path.is_file():
             with open(path, newline="") as handle:
                 rows = list(csv.reader(handle))
@@ -67,12 +69,10 @@ def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 def _check_output_file(path: Path, *, option: str) -> None:
+    refuse_run_outputs(path, option=option)
     if path.is_dir():
         raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / 'predictions.csv'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{option} {path}: cannot create its folder ({exc.strerror}); give a writable path") from None
+    writable_folder(path.parent, option=f"{option} {path}: its folder")
 
 
 
@@ -98,8 +98,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
         paths = collect_images(inputs)
     images, kept, rows, skipped = [], [], [], []
     for row, path in enumerate(paths):
-        decoded = (decode_image(path, image_size=trained.image_size, channels=trained.channels)
-                   if path.is_file() else BadFile(str(path), "missing file"))
+        decoded = decode_image(path, image_size=trained.image_size, channels=trained.channels)
         if isinstance(decoded, BadFile):
             skipped.append(decoded)
         else:

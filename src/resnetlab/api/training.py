@@ -36,7 +36,7 @@ from resnetlab.baselines.hog_svm import MODEL_NAME as BASELINE_MODEL
 from resnetlab.config import Config, build_config, flatten, save_config, to_dict
 from resnetlab.data.augment import BatchAugment, normalize
 from resnetlab.data.bundle import DataBundle, Split
-from resnetlab.data.sources import load_data
+from resnetlab.data.sources import check_unseen_classes, load_data
 from resnetlab.errors import UserError
 from resnetlab.evaluation.inference import run_model
 from resnetlab.models import freeze
@@ -70,6 +70,7 @@ from resnetlab.training.run_folder import (
     peak_device_mb,
     peak_rss_mb,
     provenance,
+    resume_has_work,
     write_data_record,
     write_json,
 )
@@ -118,6 +119,8 @@ def train(config: Config | Sequence[str] | None = None, *, overrides: Sequence[s
     run_dir, resume_from = _run_dir(cfg, dist)
     if resume_from is not None:
         cfg = _resumed_config(cfg, resume_from)
+        resume_has_work(run_dir, _saved(resume_from), total_epochs=sum(s.epochs for s in stage_plans(cfg)),
+                        patience=cfg.train.early_stopping)
     fresh = dist.is_main and resume_from is None and not any(run_dir.iterdir())
     progress = ProgressReporter(enabled=dist.is_main and cfg.output.progress,
                                 log_file=run_dir / "train.log" if dist.is_main else None,
@@ -195,11 +198,14 @@ def _resumed_config(cfg: Config, resume_from: Path) -> Config:
 
 
 def _saved_config(path: Path) -> Any:
+    return _saved(path).get("config")
+
+
+def _saved(path: Path) -> dict[str, Any]:
     try:  # memory-mapped: the tensors stay on disk, only the settings are read
-        checkpoint = load_checkpoint(path, mmap=True)
+        return load_checkpoint(path, mmap=True)
     except UserError:
-        checkpoint = load_checkpoint(path)  # names what is wrong with the file (or reads what mmap cannot)
-    return checkpoint.get("config")
+        return load_checkpoint(path)  # names what is wrong with the file (or reads what mmap cannot)
 
 
 def _shown(value: Any) -> str:
@@ -289,6 +295,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
            progress: ProgressReporter, callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainResult:
     wall_start = time.perf_counter()
     bundle = load_data(cfg.data, log=progress.line)
+    check_unseen_classes(bundle, allow=cfg.data.allow_unseen_classes)
     task = Task(cfg.data.task, bundle.class_names, bundle.target_stats)
     if task.kind == "classification" and len(task.class_names) < 2:
         raise UserError(f"data.source={cfg.data.source} has {len(task.class_names)} class "

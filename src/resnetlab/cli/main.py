@@ -6,13 +6,14 @@ Bad input exits with code 2 and one line on stderr; ``--debug`` shows the traceb
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from typing import Any, NoReturn, Sequence
 
 from resnetlab import __version__
 from resnetlab.cli import baseline_commands, commands, study_commands
-from resnetlab.errors import UserError, first_line
+from resnetlab.errors import UserError, clip_words, first_line
 
 COMPILE_HELP = "torch.compile the model: up to a minute to start, then faster (for many images)"
 OVERRIDES_HELP = ("config overrides: preset=NAME, config=FILE.yaml, section.key=value "
@@ -125,22 +126,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"resnetlab {args.command}: error: {exc}", file=sys.stderr)
+        _say(args.command, str(exc))
         return 2
     except BrokenPipeError:  # output piped into head and closed early
         return 0
+    except OSError as exc:
+        if exc.filename is None or args.debug:
+            raise
+        # A file or folder the system refused (permission, read-only disk, full disk, a file in the way).
+        _say(args.command, f"{exc.filename}: {(exc.strerror or first_line(exc)).lower()}; check the path, its "
+                           "permissions and the free space")
+        return 2
     except (MemoryError, RuntimeError) as exc:
         if not _out_of_memory(exc):
             raise
         # Training handles its own (with batch-size advice); this is evaluation, prediction or data loading.
         if args.debug:
             traceback.print_exc()
-        print(f"resnetlab {args.command}: error: out of memory ({first_line(exc)}); lower the batch size "
-              "(train.batch_size) or data.image_size, or on a GPU use train.precision=bf16", file=sys.stderr)
+        _say(args.command, f"out of memory ({first_line(exc)}); lower the batch size (train.batch_size) or "
+                           "data.image_size, or on a GPU use train.precision=bf16")
         return 2
     except KeyboardInterrupt:
         print(f"resnetlab {args.command}: aborted", file=sys.stderr)
         return 130
+
+
+def _say(command: str, message: str) -> None:
+    """The one error line, its long words cut; under torchrun from the first process that fails only."""
+    if _first_to_report():
+        print(f"resnetlab {command}: error: {clip_words(' '.join(message.split(chr(10))))}", file=sys.stderr)
+
+
+def _first_to_report() -> bool:
+    """Whether this process should print the error it stops with: always alone; under torchrun only the
+    first process of this machine to fail, so an error every process meets is printed once, not N times."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not run_id:
+        return True
+    import tempfile
+
+    marker = os.path.join(tempfile.gettempdir(), f"resnetlab-error-{run_id}")
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    except OSError:
+        return int(os.environ.get("RANK", "0")) == 0
+    return True
 
 
 def _out_of_memory(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from resnetlab.config.schema import Config
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, shorten
 
 _NONE_WORDS = {"none", "null", "~", ""}
 _TRUE_WORDS = {"true", "yes", "on", "1"}
@@ -52,12 +52,42 @@ def read_preset(name: str) -> dict[str, Any]:
     return _merge(read_preset(base), data) if base else data
 
 
+class AliasRefused(yaml.YAMLError):
+    """A YAML alias (``*name``): refused, since nested aliases expand to gigabytes from a few bytes."""
+
+    def __init__(self, mark: Any) -> None:
+        super().__init__("YAML aliases are not accepted")
+        self.problem_mark = mark
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses aliases before anything is expanded (anchors alone are harmless)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise AliasRefused(self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str) -> Any:
+    """``yaml.safe_load`` without aliases: what every user-given YAML text is read with."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} not found; give the path of a YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_yaml(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                        f"{exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"config file {path} cannot be read ({exc.strerror}); check its permissions") from None
+    except AliasRefused as exc:
+        raise UserError(f"config file {path} uses a YAML alias (*name) at line {exc.problem_mark.line + 1}; "
+                        "aliases are not accepted: write the value out") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -150,7 +180,7 @@ def from_dict(cls: type, data: Any, *, prefix: str = "", source: str | None = No
         name, first = prefix.rstrip(".") or "root", dataclasses.fields(cls)[0].name
         example = f"{{{first}: ...}}" if name == "root" or name.endswith("]") else f"{name}.{first}=..."
         raise UserError(f"config key '{name}'{where} is a section, not a value: set its keys, e.g. {example}; "
-                        f"got {data!r}")
+                        f"got {shorten(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
@@ -194,11 +224,11 @@ def _coerce_list(item: Any, value: Any, meta: typing.Mapping, key: str, where: s
     if dataclasses.is_dataclass(item) and not isinstance(value, (list, tuple)) and str(value).strip():
         first = dataclasses.fields(item)[0].name
         raise UserError(f"config key '{key}'{where} takes a list of mappings, e.g. {key}=[{{{first}: 1}}, "
-                        f"{{{first}: 2}}]; got {value!r}")
+                        f"{{{first}: 2}}]; got {shorten(value)}")
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()] if value.strip() else []
     if not isinstance(value, (list, tuple)):
-        raise UserError(f"config key '{key}'{where} takes a list, e.g. {key}=[0.1,0.2]; got {value!r}")
+        raise UserError(f"config key '{key}'{where} takes a list, e.g. {key}=[0.1,0.2]; got {shorten(value)}")
     return [_coerce(item, v, meta if not dataclasses.is_dataclass(item) else {}, f"{key}[{i}]", where)
             for i, v in enumerate(value)]
 
@@ -212,10 +242,10 @@ def _coerce_scalar(hint: Any, value: Any, key: str, where: str) -> Any:
             return True
         if str(value).strip().lower() in _FALSE_WORDS:
             return False
-        raise UserError(f"{bad} takes true or false, got {value!r}")
+        raise UserError(f"{bad} takes true or false, got {shorten(value)}")
     if hint is int:
         if isinstance(value, bool):
-            raise UserError(f"{bad} takes a whole number, got {value!r}")
+            raise UserError(f"{bad} takes a whole number, got {shorten(value)}")
         if isinstance(value, int):
             return value
         try:
@@ -223,18 +253,18 @@ def _coerce_scalar(hint: Any, value: Any, key: str, where: str) -> Any:
         except ValueError:
             number = None
         if number is None or not number.is_integer():
-            raise UserError(f"{bad} takes a whole number, got {value!r}")
+            raise UserError(f"{bad} takes a whole number, got {shorten(value)}")
         return int(number)
     if hint is float:
         if isinstance(value, bool):
-            raise UserError(f"{bad} takes a number, got {value!r}")
+            raise UserError(f"{bad} takes a number, got {shorten(value)}")
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise UserError(f"{bad} takes a number, got {value!r}") from None
+            raise UserError(f"{bad} takes a number, got {shorten(value)}") from None
     if hint is str:
         if isinstance(value, (dict, list)):
-            raise UserError(f"{bad} takes a single value, got {value!r}")
+            raise UserError(f"{bad} takes a single value, got {shorten(value)}")
         return str(value)
     raise TypeError(f"unsupported config type {hint!r} for {key}")  # a schema bug, not user input
 
@@ -244,7 +274,7 @@ def _check_bounds(value: Any, meta: typing.Mapping, key: str, where: str) -> Non
     if choices and value not in choices:
         shown = ", ".join("none" if c is None else str(c) for c in choices)
         hint = _closest(str(value), [str(c) for c in choices if c is not None])
-        raise UserError(f"config key '{key}'{where} got {value!r}{hint}; accepted: {shown}")
+        raise UserError(f"config key '{key}'{where} got {shorten(value)}{hint}; accepted: {shown}")
     lo, hi = meta.get("min"), meta.get("max")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value != value:  # NaN compares false to every bound
@@ -265,8 +295,8 @@ def _check_bounds(value: Any, meta: typing.Mapping, key: str, where: str) -> Non
 def _parse_value(raw: str) -> Any:
     raw = raw.strip()
     try:
-        return yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError:
+        return safe_yaml(raw) if raw else ""
+    except yaml.YAMLError:  # aliases too: the text is then taken as it is
         return raw
 
 

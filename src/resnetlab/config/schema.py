@@ -47,6 +47,17 @@ def folder_name_problem(value: str | None) -> str | None:
     return None
 
 
+def path_problem(value: str | None) -> str | None:
+    """An empty path would silently mean the current folder: refuse it (None keeps the default)."""
+    if value is not None and not str(value).strip():
+        return "is empty; give a path (or leave the key out for its default)"
+    return None
+
+
+# A run of more epochs than this is a typo (1e23), not a plan; raise it here if you mean it.
+MAX_EPOCHS = 100_000
+
+
 @dataclass
 class ModelConfig(_Strict):
     name: str = opt("resnet18", "architecture: resnet18/34/50/101/152, resnet20/32/44/56/110")
@@ -54,7 +65,8 @@ class ModelConfig(_Strict):
                     choices=("auto", "imagenet", "cifar"))
     pretrained: str = opt("none", "start from ImageNet weights (downloaded through torch.hub)",
                           choices=("none", "imagenet"))
-    weights: str | None = opt(None, "start from a local torchvision-format or resnetlab checkpoint")
+    weights: str | None = opt(None, "start from a local torchvision-format or resnetlab checkpoint",
+                              check=path_problem)
     freeze: str = opt("none", "none, backbone (train the head only) or stages:N (stem + first N stages)")
     freeze_bn_stats: bool = opt(False, "keep frozen layers' BatchNorm statistics fixed too")
     zero_init_residual: bool = opt(False, "zero the last BN of each residual branch (arXiv:1706.02677; for long runs)")
@@ -71,8 +83,10 @@ class ModelConfig(_Strict):
 
 @dataclass
 class DataConfig(_Strict):
-    source: str = opt("digits", "digits, fashion-mnist, cifar10, cifar100, an image folder or a CSV manifest")
-    dir: str | None = opt(None, "where built-in datasets are looked up and downloaded (else $RESNETLAB_DATA)")
+    source: str = opt("digits", "digits, fashion-mnist, cifar10, cifar100, an image folder or a CSV manifest",
+                      check=path_problem)
+    dir: str | None = opt(None, "where built-in datasets are looked up and downloaded (else $RESNETLAB_DATA)",
+                          check=path_problem)
     download: bool = opt(True, "download a missing built-in dataset when online")
     task: str = opt("classification", "classification or regression (numeric target column)",
                     choices=("classification", "regression"))
@@ -96,7 +110,9 @@ class DataConfig(_Strict):
                            choices=("skip", "error"))
     cache: str = opt("auto", "decoded-image cache: memory, disk (memory-mapped) or auto (disk above 2 GiB)",
                      choices=("auto", "memory", "disk"))
-    cache_dir: str | None = opt(None, "disk cache folder (default: ~/.cache/resnetlab)")
+    cache_dir: str | None = opt(None, "disk cache folder (default: ~/.cache/resnetlab)", check=path_problem)
+    allow_unseen_classes: bool = opt(False, "let val/test hold classes with no training image (an error "
+                                            "otherwise: the model cannot predict them)")
     mean: list[float] | None = opt(None, "per-channel mean in [0, 1]; default: computed from the training data")
     std: list[float] | None = opt(None, "per-channel std in [0, 1]; default: computed from the training data")
     workers: int = opt(0, "threads decoding images on the first pass (0: one per core)", min=0)
@@ -158,14 +174,14 @@ class ScheduleConfig(_Strict):
 
 @dataclass
 class StageConfig(_Strict):
-    epochs: int = opt(1, "epochs of this stage", min=1)
+    epochs: int = opt(1, "epochs of this stage", min=1, max=MAX_EPOCHS)
     freeze: str = opt("none", "what is frozen during this stage (as model.freeze)")
     lr: float | None = opt(None, "peak learning rate of this stage (default optim.lr)", min=0.0)
 
 
 @dataclass
 class TrainConfig(_Strict):
-    epochs: int = opt(10, "number of epochs", min=1)
+    epochs: int = opt(10, "number of epochs", min=1, max=MAX_EPOCHS)
     batch_size: int = opt(128, "images per optimizer step (before accumulation)", min=1)
     accumulate: int = opt(1, "gradient accumulation steps", min=1)
     loss: str = opt("auto", "cross_entropy (classification), mse/l1/smooth_l1 (regression), auto",
@@ -201,7 +217,7 @@ class TrainConfig(_Strict):
 
 @dataclass
 class OutputConfig(_Strict):
-    dir: str = opt("runs", "folder that holds run folders")
+    dir: str = opt("runs", "folder that holds run folders", check=path_problem)
     name: str | None = opt(None, "run folder name inside output.dir (default: model_bs<B>_lr<LR>_<timestamp>)",
                            check=folder_name_problem)
     tensorboard: bool = opt(True, "write TensorBoard events")

@@ -19,7 +19,9 @@ Bump `DECODER_VERSION` whenever the output pixels change: it is part of every ca
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
@@ -106,16 +108,31 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a regular, non-empty file (a pipe, a device, a dangling link or a loop...),
+    or None. Checked before any open: opening a named pipe would block until someone writes to it."""
+    try:
+        mode = os.stat(path)
+    except FileNotFoundError:
+        return "dangling symbolic link" if os.path.islink(path) else "missing file"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"unreadable: {(exc.strerror or type(exc).__name__).lower()}"
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+    kind = next((what for test, what in kinds if test(mode.st_mode)), None)
+    if kind:
+        return f"not a regular file: {kind}"
+    return "zero-byte file" if mode.st_size == 0 else None
+
+
 def decode_image(path: str | os.PathLike, *, image_size: int, channels: int) -> np.ndarray | BadFile:
     """uint8 (channels, image_size, image_size), or a `BadFile` saying why the file is unusable."""
     name = str(path)
-    try:
-        if os.stat(path).st_size == 0:
-            return BadFile(name, "zero-byte file")
-    except FileNotFoundError:
-        return BadFile(name, "missing file")
-    except PermissionError:
-        return BadFile(name, "unreadable: permission denied")
+    problem = file_problem(path)
+    if problem:
+        return BadFile(name, problem)
     try:
         with Image.open(path) as img:
             img.draft("L" if channels == 1 else "RGB", (image_size, image_size))
@@ -231,6 +248,8 @@ def probe_channels(paths: Sequence[str], *, sample: int = 64) -> int:
         return 3
     step = max(1, len(paths) // sample)
     for path in paths[::step][:sample]:
+        if file_problem(path):  # never open a pipe or a device; the decoder reports the file
+            continue
         try:
             with Image.open(path) as img:
                 mode = img.mode

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from resnetlab.data.bundle import TEST, TRAIN, UNASSIGNED, VAL, BadFile, Catalog
-from resnetlab.data.decode import IMAGE_EXTENSIONS
+from resnetlab.data.decode import IMAGE_EXTENSIONS, file_problem
 from resnetlab.errors import UserError
 
 _SPLIT_DIRS = {"train": TRAIN, "val": VAL, "test": TEST}
@@ -51,6 +51,24 @@ def _walk(folder: Path) -> list[Path]:
     return found
 
 
+def once_per_file(found: list[tuple[Path, int, int]]) -> tuple[list[tuple[Path, int, int]], list[BadFile]]:
+    """Each real file once: a file reached through a symlinked folder as well as directly keeps its own
+    place (class and split); every other path to it is reported, so a link between class folders (or
+    splits) never gives one picture two labels or puts it in two splits."""
+    by_real: dict[str, list[int]] = {}
+    for i, (path, _, _) in enumerate(found):
+        by_real.setdefault(os.path.realpath(path), []).append(i)
+    keep: set[int] = set()
+    repeats: list[BadFile] = []
+    for real, where in by_real.items():
+        direct = [i for i in where if os.path.realpath(found[i][0].parent) == os.path.abspath(found[i][0].parent)]
+        kept = (direct or where)[0]
+        keep.add(kept)
+        repeats += [BadFile(str(found[i][0]), f"the same file as {found[kept][0]} (through a symbolic link): "
+                                              "counted once") for i in where if i != kept]
+    return [entry for i, entry in enumerate(found) if i in keep], repeats
+
+
 def scan_folder(root: Path) -> Catalog:
     """List an image folder; raises `UserError` for layouts that hold no usable classes."""
     trees = {name: root / name for name in _SPLIT_DIRS if (root / name).is_dir()}
@@ -71,25 +89,27 @@ def scan_folder(root: Path) -> Catalog:
     class_names = sorted({d.name for dirs in class_dirs.values() for d in dirs})
     index = {name: i for i, name in enumerate(class_names)}
 
-    ids: list[str] = []
-    paths: list[str] = []
-    targets: list[int] = []
-    assigned: list[int] = []
+    found: list[tuple[Path, int, int]] = []  # path, class, split
     skipped: list[BadFile] = []
     for split, tree in trees.items():
         for class_dir in class_dirs[str(tree)]:
             images = 0
             for path in _walk(class_dir):
-                if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                    skipped.append(BadFile(str(path), "not an image"))
+                problem = "not an image" if path.suffix.lower() not in IMAGE_EXTENSIONS else None
+                problem = file_problem(path) or problem  # a pipe named x.png is a pipe
+                if problem and problem != "zero-byte file":  # the decoder reports empty files
+                    skipped.append(BadFile(str(path), problem))
                     continue
                 images += 1
-                ids.append(path.relative_to(root).as_posix())
-                paths.append(str(path))
-                targets.append(index[class_dir.name])
-                assigned.append(_SPLIT_DIRS.get(split, UNASSIGNED))
+                found.append((path, index[class_dir.name], _SPLIT_DIRS.get(split, UNASSIGNED)))
             if images == 0:
                 raise UserError(f"class folder {class_dir} holds no images; add images or remove the folder")
+    found, repeats = once_per_file(found)
+    skipped += repeats
+    ids = [path.relative_to(root).as_posix() for path, _, _ in found]
+    paths = [str(path) for path, _, _ in found]
+    targets = [label for _, label, _ in found]
+    assigned = [split for _, _, split in found]
     return Catalog(kind="folder", name=str(root), ids=ids, targets=np.asarray(targets, dtype=np.int64),
                    assigned=np.asarray(assigned, dtype=np.int8), class_names=class_names, paths=paths,
                    skipped=skipped)

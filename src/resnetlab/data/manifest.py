@@ -12,12 +12,14 @@ from __future__ import annotations
 import csv
 import difflib
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
 from resnetlab.data.bundle import TEST, TRAIN, UNASSIGNED, VAL, BadFile, Catalog
-from resnetlab.errors import UserError
+from resnetlab.data.decode import file_problem
+from resnetlab.errors import UserError, shorten
 
 # KonIQ-10k's sets file spells its splits "training", "validation" and "test".
 _SPLITS = {"train": TRAIN, "training": TRAIN, "val": VAL, "validation": VAL, "test": TEST}
@@ -111,18 +113,20 @@ def read_manifest(path: Path, *, task: str = "classification", image_column: str
             features.append(value)
         group = cell(line, row, col_group) if col_group is not None else None
         order = cell(line, row, col_order) if col_order is not None else None
-        records.append((cell(line, row, col_image), label, split, features, group, order))
+        records.append((cell(line, row, col_image), label, split, features, group, order, line))
 
+    records, repeats = _once_per_path(records, manifest=path)
     if group_column:
         records = _thin_clips(records, frame_interval=frame_interval)
 
     folder = path.parent
-    ids, paths, kept, skipped = [], [], [], []
+    ids, paths, kept, skipped = [], [], [], list(repeats)
     for rec in records:
         given = Path(rec[0]).expanduser()
         full = given if given.is_absolute() else folder / given
-        if not full.is_file():
-            skipped.append(BadFile(str(full), "missing file" if not full.exists() else "not a file"))
+        problem = file_problem(full)
+        if problem and problem != "zero-byte file":  # the decoder reports empty files
+            skipped.append(BadFile(str(full), problem))
             continue
         ids.append(given.as_posix())
         paths.append(str(full))
@@ -149,6 +153,30 @@ def read_manifest(path: Path, *, task: str = "classification", image_column: str
         groups=np.asarray([r[4] for r in kept]) if group_column else None,
         skipped=skipped,
     )
+
+
+def _once_per_path(records: list[tuple], *, manifest: Path) -> tuple[list[tuple], list[BadFile]]:
+    """Each image once: a path listed again with the same label and split is counted once and reported;
+    with another label or split it is an error naming both lines (one picture, two answers)."""
+    first: dict[str, tuple] = {}
+    kept, repeats = [], []
+    for rec in records:
+        given = Path(rec[0]).expanduser()
+        key = os.path.realpath(given if given.is_absolute() else manifest.parent / given)
+        before = first.get(key)
+        if before is None:
+            first[key] = rec
+            kept.append(rec)
+        elif (before[1], before[2]) != (rec[1], rec[2]):
+            names = {UNASSIGNED: "none", TRAIN: "train", VAL: "val", TEST: "test"}
+            what, a, b = ("labels", before[1], rec[1]) if before[1] != rec[1] else \
+                ("splits", names[before[2]], names[rec[2]])
+            raise UserError(f"manifest {manifest} lines {before[6]} and {rec[6]} list the same image "
+                            f"{shorten(before[0])} with different {what} ({shorten(a)} and {shorten(b)}); keep "
+                            "one row per image")
+        else:
+            repeats.append(BadFile(key, f"listed again on line {rec[6]} (first on line {before[6]}): counted once"))
+    return kept, repeats
 
 
 def _thin_clips(records: list[tuple], *, frame_interval: int) -> list[tuple]:

@@ -249,3 +249,19 @@ def _log_summary(bundle: DataBundle, log: Callable[[str], None]) -> None:
                     "clip metrics judge each clip by its most common frame label")
     if bundle.skipped:
         log(_skipped_line(bundle.skipped))
+
+
+def check_unseen_classes(bundle: DataBundle, *, allow: bool) -> None:
+    """Refuse val/test classes with no training image (the model could never predict them and every
+    score on them is zero) unless data.allow_unseen_classes=true."""
+    if allow or not bundle.class_names:
+        return
+    seen = set(np.unique(bundle.train.targets).tolist())
+    for name in ("val", "test"):
+        part = getattr(bundle, name)
+        unseen = [] if part is None else sorted(set(np.unique(part.targets).tolist()) - seen)
+        if unseen:
+            shown = ", ".join(bundle.class_names[c] for c in unseen[:5]) + (" ..." if len(unseen) > 5 else "")
+            raise UserError(f"data.source={bundle.source}: {len(unseen)} class(es) of the {name} split have no "
+                            f"training image ({shown}); add training images, or set "
+                            "data.allow_unseen_classes=true to train anyway")

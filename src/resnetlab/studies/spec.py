@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from resnetlab.config import all_keys, build_config, flatten, to_dict
+from resnetlab.config.loading import safe_yaml
 from resnetlab.errors import UserError
 
 STUDY_KEYS = ("name", "description", "base", "preset", "vary", "grid", "seeds", "baseline", "metric")
@@ -125,7 +126,11 @@ def _read(study: str | Path, *, what: str) -> tuple[dict[str, Any], str, str, Pa
         if not path.is_file():
             raise UserError(f"{what} file {path} not found; give a YAML file or one of: "
                             f"{', '.join(builtin_names(what))}")
-        text, source, name, folder = path.read_text(), str(path), path.stem, path.parent
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (UnicodeDecodeError, OSError):
+            raise UserError(f"{what} file {path} cannot be read as UTF-8 text; save it as UTF-8") from None
+        source, name, folder = str(path), path.stem, path.parent
     else:
         # A built-in of the other kind is read, so that load_study/load_search can say which command runs it.
         if str(study) not in builtin_studies():
@@ -136,7 +141,7 @@ def _read(study: str | Path, *, what: str) -> tuple[dict[str, Any], str, str, Pa
         text = (resources.files("resnetlab.studies") / "builtin" / f"{study}.yaml").read_text()
         source, name, folder = f"built-in {what} '{study}'", str(study), None
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml(text)  # no aliases: nested ones expand to gigabytes
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

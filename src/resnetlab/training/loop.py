@@ -46,6 +46,7 @@ class LoopState:
     seen: int = 0
     seconds: float = 0.0
     schedule: dict = field(default_factory=dict)
+    first_loss: float | None = None  # the run's first checked loss: the yardstick of an exploding one
 
 
 # What the per-epoch line shows; every metric still goes to the history and TensorBoard.
@@ -155,8 +156,8 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
                     loss = p.loss_fn(p.model(*inputs), targets)
                 check = boundary and (state.step % sync_every == 0 or micro == micro_per_epoch
                                       or p.checkpoint_steps > 0 or p.stop.requested)
-                if check and not torch.isfinite(loss):  # sync point (free on the CPU)
-                    _diverged(state, loss, lr)
+                if check:
+                    check_loss(state, loss.item(), lr)  # sync point (free on the CPU)
                 scaled = loss / p.accumulate
                 (p.scaler.scale(scaled) if p.scaler else scaled).backward()
             running += loss.detach() * len(batch.index)
@@ -257,7 +258,20 @@ def _snapshot(state: LoopState) -> dict[str, Any]:
     return asdict(state)
 
 
-def _diverged(state: LoopState, loss: torch.Tensor, lr: float) -> None:
-    raise Diverged(f"loss became {loss.item()} at step {state.step + 1} (epoch {state.epoch + 1}); "
-                   f"lower optim.lr (now {lr:.3g}), set train.grad_clip=1.0 or train.precision=fp32; "
-                   "the last good checkpoint is last.pt")
+# A loss this many times the run's first one is running away, not learning (adam at lr 1e6 reaches
+# 4e19 from 2.3); a spike of a few times the start is normal, early in a run or after a restart.
+EXPLODED = 1e4
+
+
+def check_loss(state: LoopState, value: float, lr: float) -> None:
+    """Stop a run whose loss is NaN, infinite, or exploded past ``EXPLODED`` times its first value."""
+    where = f"at step {state.step + 1} (epoch {state.epoch + 1})"
+    advice = (f"lower optim.lr (now {lr:.3g}), set train.grad_clip=1.0 or train.precision=fp32; "
+              "the last good checkpoint is last.pt")
+    if not math.isfinite(value):
+        raise Diverged(f"loss became {value} {where}; {advice}")
+    if state.first_loss is None:
+        state.first_loss = value
+    elif value > EXPLODED * max(state.first_loss, 1e-3):
+        raise Diverged(f"loss exploded to {value:.3g} {where}, over {EXPLODED:g} times its first value "
+                       f"{state.first_loss:.3g}: the run diverged; {advice}")

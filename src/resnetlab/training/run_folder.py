@@ -99,3 +99,74 @@ def _default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+# What training writes into a run folder: nothing else (eval, predict) may write over them.
+RUN_OUTPUTS = frozenset({"config.yaml", "best.pt", "last.pt", "history.csv", "history.json", "metrics.json",
+                         "final_results.json", "data_summary.json", "skipped_files.txt", "provenance.json",
+                         "report.md", "plots", "tensorboard", "train.log"})
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A folder training wrote: its config.yaml beside a checkpoint or metrics.json."""
+    try:
+        return (folder / "config.yaml").is_file() and any((folder / n).is_file()
+                                                         for n in ("best.pt", "last.pt", "metrics.json"))
+    except OSError:
+        return False
+
+
+def refuse_run_outputs(out: str | Path, *, option: str = "--out", folder: bool = False) -> None:
+    """Refuse an output path that is, or falls inside, one of a run folder's own training outputs
+    (``folder``: an output folder, which may not be the run folder itself either)."""
+    try:
+        target = Path(out).resolve()
+    except (OSError, RuntimeError):  # a symlink loop on the way: writing there fails anyway
+        return
+    run = next((parent for parent in (target, *target.parents) if is_run_folder(parent)), None)
+    if run is None:
+        return
+    inside = target.relative_to(run).parts
+    if not inside:
+        what = "its metrics.json and report.md" if folder else "a folder"
+        raise UserError(f"{option} {out} is the run folder {run}: {what} would be written over; give a new "
+                        f"{'folder' if folder else 'file'}, e.g. {run / ('eval-mine' if folder else 'predictions.csv')}")
+    if inside[0] in RUN_OUTPUTS:
+        raise UserError(f"{option} {out} would write over {run / inside[0]}, one of the run's own training "
+                        f"outputs; give another name, e.g. {run / ('eval-mine' if folder else 'predictions.csv')}")
+
+
+def writable_folder(folder: str | Path, *, option: str) -> Path:
+    """``folder``, created if needed; a one-line UserError naming ``option`` if it cannot be written."""
+    import os
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, read-only disk
+        raise UserError(f"{option} {folder}: cannot create the folder ({exc.strerror}); give a writable "
+                        "folder") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {folder}: the folder is not writable; give a writable folder")
+    return folder
+
+
+def resume_has_work(run_dir: Path, checkpoint: dict[str, Any], *, total_epochs: int, patience: int) -> None:
+    """Refuse to resume a finished run with nothing left to train: it would only rewrite its outputs
+    (metrics.json, report.md, config.yaml, provenance.json with the original command and start time)."""
+    if not (run_dir / "metrics.json").is_file():
+        return  # stopped, or crashed before its final evaluation: resuming finishes it
+    done = int((checkpoint.get("loop") or {}).get("epoch", 0))
+    bad_epochs = int((checkpoint.get("monitor") or {}).get("bad_epochs", 0))
+    if done >= total_epochs or (patience > 0 and bad_epochs >= patience):
+        why = f"trained all {done} epochs" if done >= total_epochs else \
+            f"stopped early after {done} epochs (train.early_stopping={patience})"
+        raise UserError(f"train.resume: {run_dir} is finished ({why}); nothing to do, nothing changed: raise "
+                        "train.epochs (or train.early_stopping) to train on, or use resnetlab eval on it")
+
+
+def checkpoint_line(checkpoint: Path) -> str:
+    """Which checkpoint a command used; says so when a run's best.pt is missing and last.pt stood in."""
+    missing = checkpoint.name == "last.pt" and not (checkpoint.parent / "best.pt").exists()
+    return f"checkpoint {checkpoint}" + (" (the run folder has no best.pt: its last epoch's weights)"
+                                         if missing else "")
