@@ -16,8 +16,10 @@ def shorten(value: object, limit: int = 100) -> str:
     """
     import reprlib
 
-    shown = reprlib.Repr(maxlevel=3, maxlist=8, maxtuple=8, maxdict=8, maxset=8, maxstring=limit,
-                         maxother=limit, maxlong=limit).repr(value)
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict, short.maxset = 3, 8, 8, 8, 8
+    short.maxstring = short.maxother = short.maxlong = limit
+    shown = short.repr(value)
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 

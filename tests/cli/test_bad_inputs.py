@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,6 +200,47 @@ CASES = [
                                                                         "did you mean 'optim.lr'"]),
     Case("study-jobs-zero", ["study", "lr", "--jobs", "0"], ["--jobs", ">= 1, got 0"]),
     Case("search-trials-zero", ["search", "hparams", "--trials", "0"], ["--trials", ">= 1, got 0"]),
+    # ---------------------------------------------------------------- hostile and careless inputs
+    Case("config-file-not-utf8", ["config", "config={T}/latin1.yaml"], ["{T}/latin1.yaml is not UTF-8",
+                                                                       "byte 0xe9", "save it as UTF-8"]),
+    Case("config-file-yaml-alias-bomb", ["config", "config={T}/bomb.yaml"], ["{T}/bomb.yaml uses a YAML alias",
+                                                                           "line 2", "write the value out"]),
+    Case("huge-value-quoted-short", ["config", "model.name=" + "x" * 5000], ["model.name", "xxx..."]),
+    Case("huge-list-quoted-short", ["config", "train.epochs=[" + "1," * 3000 + "1]"], ["'train.epochs'", "..."]),
+    Case("empty-path-setting", train("data.source="), ["'data.source' is empty", "give a path"]),
+    Case("empty-output-dir", train("output.dir="), ["'output.dir' is empty"]),
+    Case("epochs-absurd", ["config", "train.epochs=1e23"], ["'train.epochs'", "<= 100000"]),
+    Case("data-file-symlink-loop", train("data.source={T}/looped", "data.on_bad_file=error"),
+         ["{T}/looped/a/self.png", "symbolic link loop"]),
+    Case("data-file-named-pipe", train("data.source={T}/piped", "data.on_bad_file=error"),
+         ["{T}/piped/a/pipe.png", "named pipe"]),
+    Case("data-file-device", train("data.source={T}/device", "data.on_bad_file=error"),
+         ["{T}/device/a/null.png", "a device"]),
+    Case("csv-path-twice-other-label", train("data.source={T}/twice.csv"),
+         ["{T}/twice.csv lines 2 and 4", "two/a/0.png", "different labels ('a' and 'b')"]),
+    Case("val-class-not-in-train", train("data.source={T}/unseen"),
+         ["val split have no training image (c)", "data.allow_unseen_classes=true"]),
+    Case("predict-out-over-checkpoint", ["predict", "{RUN}", "{T}/two", "--out", "{RUN}/best.pt"],
+         ["--out {RUN}/best.pt would write over", "run's own training outputs"]),
+    Case("predict-out-over-metrics", ["predict", "{RUN}", "{T}/two", "--out", "{RUN}/metrics.json"],
+         ["--out {RUN}/metrics.json would write over"]),
+    Case("eval-out-is-the-run", ["eval", "{RUN}", "--out", "{RUN}"], ["--out {RUN} is the run folder",
+                                                                    "eval-mine"]),
+    Case("eval-out-inside-run-outputs", ["eval", "{RUN}", "--out", "{RUN}/plots"], ["--out {RUN}/plots would "
+                                                                                  "write over"]),
+    Case("eval-out-is-another-run", ["eval", "{T}/blocked", "--out", "{RUN}"], ["--out {RUN} is the run folder"]),
+    Case("resume-finished-run", ["train", "--resume", "{RUN}"], ["{RUN} is finished", "nothing to do, nothing "
+                                                                 "changed", "raise train.epochs"]),
+    Case("resume-auto-finished-run", ["train", *QUICK, "output.dir={T}", "output.name=run", "train.resume=auto"],
+         ["{RUN} is finished"]),
+    Case("eval-folder-unwritable", ["eval", "{T}/blocked"], ["{T}/blocked/eval-val", "cannot create the folder"]),
+    Case("predict-out-unwritable", ["predict", "{RUN}", "{T}/two", "--out", "{T}/notes.txt/p.csv"],
+         ["{T}/notes.txt", "cannot create the folder"]),
+    Case("study-out-unwritable", ["study", "lr", "--out", "{T}/notes.txt/study", *QUICK], ["{T}/notes.txt"]),
+    Case("search-out-unwritable", ["search", "hparams", "--trials", "1", "--out", "{T}/notes.txt/search", *QUICK],
+         ["{T}/notes.txt"]),
+    Case("baseline-out-unwritable", ["baseline", "hog-svm", "--out", "{T}/notes.txt/runs", "data.subset=32"],
+         ["{T}/notes.txt"]),
     # ---------------------------------------------------------------- devices
     Case("device-cuda-without-gpu", train("train.device=cuda"), ["train.device=cuda", "no CUDA GPU", "cpu"],
          only_without_gpu=True),
@@ -263,6 +305,20 @@ def inputs(tmp_path_factory):
     torch.save({"model": gray_cifar.state_dict()}, t / "gray_cifar.pt")
     (t / "unfinished").mkdir()
     shutil.copy(run / "config.yaml", t / "unfinished" / "config.yaml")
+    (t / "latin1.yaml").write_bytes("optim:\n  name: caf\xe9\n".encode("latin-1"))
+    nested = "[lol, lol, lol, lol, lol, lol, lol, lol, lol]"
+    anchors = [f"&a{i} {nested}" if i == 0 else f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(9)]
+    (t / "bomb.yaml").write_text("model:\n  name: [" + ", ".join(anchors) + "]\n")  # 9**9 items if expanded
+    for name, make in (("looped", lambda p: os.symlink(p.name, p)), ("piped", os.mkfifo),
+                       ("device", lambda p: os.symlink("/dev/null", p))):
+        shutil.copytree(t / "two", t / name)
+        make(t / name / "a" / {"looped": "self.png", "piped": "pipe.png", "device": "null.png"}[name])
+    (t / "twice.csv").write_text("image,label\ntwo/a/0.png,a\ntwo/a/1.png,a\ntwo/a/0.png,b\ntwo/b/0.png,b\n")
+    for split, name in (("train", "a"), ("train", "b"), ("val", "a"), ("val", "c")):
+        for i in range(3):
+            _image(t / "unseen" / split / name / f"{i}.png")
+    shutil.copytree(run, t / "blocked")
+    (t / "blocked" / "eval-val").write_text("a file where eval's folder would go\n")
     return {"{T}": str(t), "{RUN}": str(run)}
 
 
@@ -271,6 +327,12 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # studies write under ./runs
     monkeypatch.delenv("RESNETLAB_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def _files(folder: str) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes."""
+    root = Path(folder)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _fill(text: str, inputs: dict[str, str]) -> str:
@@ -290,11 +352,14 @@ def _run(argv: list[str]) -> int:
 def test_bad_input_is_one_clear_line(case, inputs, capsys):
     if case.only_without_gpu and not NO_GPU:
         pytest.skip("this machine has a GPU")
+    before = _files(inputs["{RUN}"])
     code = _run([_fill(a, inputs) for a in case.argv])
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err
     assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert len(err) < 1000, err  # user values are quoted short, whatever their size
+    assert _files(inputs["{RUN}"]) == before  # the finished run is byte-identical: nothing wrote into it
     for part in case.expect:
         assert _fill(part, inputs) in err, err
     runs = os.path.join(inputs["{T}"], "runs")
@@ -396,3 +461,14 @@ def test_a_run_trained_on_a_gpu_evaluates_here(inputs, tmp_path, capsys):
     (tmp_path / "gpu").mkdir()
     torch.save(ckpt, tmp_path / "gpu" / "best.pt")
     assert main(["eval", str(tmp_path / "gpu")]) == 0, capsys.readouterr().err
+
+
+def test_an_exploding_loss_stops_the_run_with_one_line(inputs, capsys):
+    """Adam at lr 1e6 takes the loss from 2.3 to 4e19 without a NaN: the run must not end in "done"."""
+    out = os.path.join(inputs["{T}"], "exploding")
+    code = main(["train", *QUICK, f"output.dir={out}", "output.name=r", "data.subset=128", "train.batch_size=16", "optim.name=adam", "optim.lr=1e6",
+                 "train.epochs=3"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "loss exploded to" in err and "the run diverged; lower optim.lr" in err
+    assert not os.path.exists(os.path.join(out, "r", "metrics.json"))

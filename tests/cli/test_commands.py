@@ -14,7 +14,7 @@ from resnetlab.cli.main import main
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    assert main(["train", "preset=test", f"output.dir={out}", "output.name=r", "train.epochs=2",
+    assert main(["train", "preset=test", "train.threads=1", f"output.dir={out}", "output.name=r", "train.epochs=2",
                  "data.subset=400", "output.plots=true", "output.tensorboard=true"]) == 0
     return out / "r"
 
@@ -284,3 +284,42 @@ def test_predict_with_broken_weights_writes_no_file(run_dir, tmp_path, capsys):
     out = tmp_path / "pred.csv"
     assert main(["predict", str(tmp_path / "broken.pt"), str(tmp_path / "one.png"), "--out", str(out)]) == 2
     assert "gives NaN or infinite outputs for 1 of 1 images" in capsys.readouterr().err and not out.exists()
+
+
+def test_eval_says_which_checkpoint_it_used_when_best_pt_is_missing(run_dir, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "no_best"
+    shutil.copytree(run_dir, run)
+    (run / "best.pt").unlink()
+    assert main(["eval", str(run)]) == 0
+    assert f"checkpoint {run / 'last.pt'} (the run folder has no best.pt" in capsys.readouterr().out
+
+
+def test_predict_lists_named_pipes_and_dangling_links_as_skipped(run_dir, tmp_path, capsys):
+    import os
+
+    digits = load_digits()
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray((digits.images[i] * 16).astype(np.uint8)).save(folder / f"img{i}.png")
+    os.mkfifo(folder / "pipe.png")  # opening it would block: it must be listed, never opened
+    os.symlink(folder / "gone.png", folder / "dangling.png")
+    assert main(["predict", str(run_dir), str(folder), "--out", str(tmp_path / "p.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 2 unreadable files:" in err
+    assert f"{folder / 'pipe.png'}: not a regular file: a named pipe (FIFO)" in err
+    assert f"{folder / 'dangling.png'}: dangling symbolic link" in err
+
+
+def test_eval_and_predict_write_beside_the_run_outputs_under_new_names(run_dir, tmp_path, capsys):
+    before = {p: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray((load_digits().images[0] * 16).astype(np.uint8)).save(folder / "one.png")
+    assert main(["predict", str(run_dir), str(folder), "--out", str(run_dir / "mine.csv")]) == 0
+    assert main(["eval", str(run_dir), "--out", str(run_dir / "eval-mine")]) == 0
+    assert (run_dir / "mine.csv").is_file() and (run_dir / "eval-mine" / "metrics.json").is_file()
+    assert {p: p.read_bytes() for p in before} == before
+    (run_dir / "mine.csv").unlink()

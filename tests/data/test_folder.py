@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,30 @@ def test_layout_errors_name_the_folder(tmp_path: Path, tree, image, cfg, log) ->
         load_data(cfg(broken, val_ratio=0, test_ratio=0), log=log)
     with pytest.raises(UserError, match=r"data.task=regression needs a CSV manifest"):
         load_data(cfg(tree(tmp_path / "r", {"a": 2}), task="regression"), log=log)
+
+
+def test_links_between_class_folders_count_each_picture_once_under_its_own_label(tmp_path: Path, tree, cfg,
+                                                                                  log) -> None:
+    root = tree(tmp_path / "linked", {"a": 3, "b": 3})
+    os.symlink(root / "b", root / "a" / "to_b")  # b's pictures are reachable under a ...
+    os.symlink(root / "a", root / "b" / "to_a")  # ... and a's under b: a loop between the two
+    os.symlink("self.png", root / "a" / "self.png")  # a file that links to itself
+    bundle = load_data(cfg(root, val_ratio=0.0, test_ratio=0.0), log=log)
+    real = sorted(f"{c}/{p.name}" for c in "ab" for p in (root / c).iterdir() if not p.is_symlink())
+    assert sorted(bundle.train.ids) == real  # each picture once, where it really is
+    labels = {i: bundle.class_names[t] for i, t in zip(bundle.train.ids, bundle.train.targets)}
+    assert all(labels[i] == i[0] for i in real)  # under its own class, not the one a link put it in
+    reasons = {str(Path(b.path).relative_to(root)): b.reason for b in bundle.skipped}
+    assert reasons.pop("a/self.png") == reasons.pop("b/to_a/self.png") == "symbolic link loop"
+    assert sorted(reasons) == sorted([f"a/to_b/{p.split('/')[1]}" for p in real if p[0] == "b"] +
+                                     [f"b/to_a/{p.split('/')[1]}" for p in real if p[0] == "a"])
+    assert all("counted once" in why for why in reasons.values())
+
+
+def test_a_named_pipe_among_the_images_is_skipped_without_blocking(tmp_path: Path, tree, cfg, log) -> None:
+    root = tree(tmp_path / "piped", {"a": 3, "b": 3})
+    os.mkfifo(root / "a" / "pipe.png")  # opening it would wait for a writer forever
+    bundle = load_data(cfg(root, val_ratio=0.0, test_ratio=0.0), log=log)
+    assert len(bundle.train) == 6
+    assert [(Path(b.path).name, b.reason) for b in bundle.skipped] == [("pipe.png",
+                                                                        "not a regular file: a named pipe (FIFO)")]

@@ -25,13 +25,13 @@ def test_relative_paths_names_and_split_column(pics: Path, cfg, log) -> None:
     names = ["red", "green", "blue"]
     splits = ["train"] * 6 + ["val"] * 3 + ["TEST "] * 3
     rows = [[f"img/p{i:02d}.png", names[i % 3], splits[i]] for i in range(12)]
-    rows.append([str(pics / "img" / "p00.png"), "red", "train"])  # an absolute path
+    rows[0][0] = str(pics / "img" / "p00.png")  # an absolute path
     path = write_manifest(pics / "m.csv", ["image", "label", "split"], rows)
     bundle = load_data(cfg(path, split_column="split"), log=log)
     assert bundle.class_names == ["blue", "green", "red"]
-    assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (7, 3, 3)
+    assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (6, 3, 3)
     assert bundle.val.ids == ["img/p06.png", "img/p07.png", "img/p08.png"]
-    assert bundle.train.ids[-1] == (pics / "img" / "p00.png").as_posix()
+    assert (pics / "img" / "p00.png").as_posix() in bundle.train.ids
     for split in (bundle.train, bundle.val, bundle.test):
         for img, target in zip(split.images, split.targets):
             assert bundle.class_names[target] == names[int(np.argmax(img.reshape(3, -1).mean(axis=1)))]
@@ -140,3 +140,18 @@ def test_manifest_errors_name_the_row_and_column(pics: Path, cfg, log, header, r
         load_data(cfg(path, **settings), log=log)
     text = str(info.value)
     assert "\n" not in text and ("bad.csv" in text or text.startswith("data."))
+
+
+def test_a_path_listed_twice_with_one_label_counts_once_and_is_reported(pics: Path, cfg, log) -> None:
+    rows = [[f"img/p{i:02d}.png", "x"] for i in range(4)] + [["img/p01.png", "x"]]
+    bundle = load_data(cfg(write_manifest(pics / "m.csv", ["image", "label"], rows), val_ratio=0, test_ratio=0), log=log)
+    assert len(bundle.train) == 4
+    assert [(Path(b.path).name, b.reason) for b in bundle.skipped] == [
+        ("p01.png", "listed again on line 6 (first on line 3): counted once")]
+
+
+def test_a_path_listed_twice_with_two_labels_names_both_lines(pics: Path, cfg, log) -> None:
+    rows = [[f"img/p{i:02d}.png", "x"] for i in range(4)] + [["img/p01.png", "y"]]
+    with pytest.raises(UserError, match=r"lines 3 and 6 list the same image 'img/p01.png' with different labels "
+                                        r"\('x' and 'y'\)"):
+        load_data(cfg(write_manifest(pics / "m.csv", ["image", "label"], rows)), log=log)

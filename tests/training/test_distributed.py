@@ -226,3 +226,14 @@ def test_patches_and_side_features_under_two_processes(tmp_path):
     summary = json.loads((fusion / "data_summary.json").read_text())
     confusion = json.loads((fusion / "metrics.json").read_text())["val"]["confusion_matrix"]
     assert sum(map(sum, confusion)) == summary["splits"]["val"]["count"]  # every val image counted once
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed beside this Python")
+def test_an_error_every_process_meets_is_printed_once(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "resnetlab", "train",
+                           "optim.lrr=0.1", f"output.dir={tmp_path}"], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert done.returncode != 0
+    said = [line for line in done.stderr.splitlines() if line.startswith("resnetlab train: error:")]
+    assert said == ["resnetlab train: error: unknown config key 'optim.lrr'; did you mean 'optim.lr'?"], done.stderr

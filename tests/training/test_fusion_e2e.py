@@ -51,6 +51,8 @@ def fused(xor_data):
 def test_fusion_beats_the_image_alone_when_the_label_needs_both(xor_data, fused):
     root, manifest = xor_data
     image_only = _train(root, manifest, "image_only")
+    # A margin measured over train.seed=0..4: fused 0.955-0.986, image alone 0.497-0.528 (chance: the
+    # label is an XOR of the digit's parity and the side flag); the bars keep most of it.
     assert fused.test["accuracy"] >= 0.9, fused.history
     assert fused.test["accuracy"] >= image_only.test["accuracy"] + 0.25, (fused.test, image_only.test)
     # an image-only model predicts a folder (the Python face of resnetlab predict)

@@ -47,7 +47,8 @@ def plain(imbalanced):
 
 def test_class_weights_raise_mpca_over_plain_cross_entropy(imbalanced, plain):
     weighted = _train(imbalanced, "weighted", "train.class_weights=balanced")
-    # measured: plain 0.61/0.66, weighted 0.84/0.91 (seeds 0/1)
+    # A margin measured over train.seed=0..4 (this file's _train with train.seed=N): plain 0.595-0.698,
+    # weighted 0.855-0.91, the gain +0.21 to +0.26; the test keeps 0.1 of it. Threads pinned to 1.
     assert weighted.val["mpca"] >= plain.val["mpca"] + 0.1, (plain.val["mpca"], weighted.val["mpca"])
     metrics = json.loads((weighted.run_dir / "metrics.json").read_text())
     assert metrics["monitor"] == "val/mpca"
@@ -59,8 +60,9 @@ def test_class_weights_raise_mpca_over_plain_cross_entropy(imbalanced, plain):
 
 def test_balanced_sampler_raises_mpca_over_plain_cross_entropy(imbalanced, plain):
     sampled = _train(imbalanced, "sampled", "train.balanced_sampler=true")
-    # measured: 0.81/0.81 (seeds 0/1)
-    assert sampled.val["mpca"] >= plain.val["mpca"] + 0.1, (plain.val["mpca"], sampled.val["mpca"])
+    # A margin measured over train.seed=0..4: sampled 0.795-0.878, the gain over plain +0.14 to +0.20;
+    # the test keeps 0.05 of it.
+    assert sampled.val["mpca"] >= plain.val["mpca"] + 0.05, (plain.val["mpca"], sampled.val["mpca"])
 
 
 def test_seed_001_loss_trains_and_reports_mpca(imbalanced):

@@ -14,7 +14,7 @@ from resnetlab.config import Config
 from resnetlab.config.schema import ModelConfig
 from resnetlab.data.bundle import Split
 from resnetlab.data.loader import BatchLoader
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, shorten
 from resnetlab.evaluation.inference import Outputs
 from resnetlab.evaluation.metrics import classification_metrics
 from resnetlab.evaluation.regression_metrics import regression_metrics
@@ -219,7 +219,7 @@ def validate_model_inputs(cfg: Config) -> None:
     if not is_model(m.name):
         close = difflib.get_close_matches(m.name, list_models(), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UserError(f"model.name: unknown model '{m.name}'{hint}; resnetlab summary --list shows all "
+        raise UserError(f"model.name: unknown model {shorten(m.name)}{hint}; resnetlab summary --list shows all "
                         "(and model.name=hog-svm is the HOG+SVM baseline)")
     if m.pretrained != "none":
         get_pretrained(m.name, m.pretrained)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, shorten
 
 ModelFn = Callable[..., nn.Module]
 
@@ -46,7 +46,7 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     if fn is None:
         close = difflib.get_close_matches(name, list(_MODELS), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise UserError(f"unknown model '{name}'{hint} (resnetlab summary --list shows all)")
+        raise UserError(f"unknown model {shorten(name)}{hint} (resnetlab summary --list shows all)")
     return fn(**kwargs)
 
 
