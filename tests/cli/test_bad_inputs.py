@@ -233,7 +233,7 @@ CASES = [
                                                                  "changed", "raise train.epochs"]),
     Case("resume-auto-finished-run", ["train", *QUICK, "output.dir={T}", "output.name=run", "train.resume=auto"],
          ["{RUN} is finished"]),
-    Case("eval-folder-unwritable", ["eval", "{T}/blocked"], ["{T}/blocked/eval-val", "cannot create the folder"]),
+    Case("eval-folder-unwritable", ["eval", "{T}/blocked"], ["{T}/blocked/eval-val", "cannot create the folder", "is a file"]),
     Case("predict-out-unwritable", ["predict", "{RUN}", "{T}/two", "--out", "{T}/notes.txt/p.csv"],
          ["{T}/notes.txt", "cannot create the folder"]),
     Case("study-out-unwritable", ["study", "lr", "--out", "{T}/notes.txt/study", *QUICK], ["{T}/notes.txt"]),
@@ -330,9 +330,9 @@ def _isolated(tmp_path, monkeypatch):
 
 
 def _files(folder: str) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes."""
+    """Every file under ``folder`` with its bytes (folders too, as None)."""
     root = Path(folder)
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
 
 
 def _fill(text: str, inputs: dict[str, str]) -> str:

@@ -237,3 +237,15 @@ def test_an_error_every_process_meets_is_printed_once(tmp_path):
     assert done.returncode != 0
     said = [line for line in done.stderr.splitlines() if line.startswith("resnetlab train: error:")]
     assert said == ["resnetlab train: error: unknown config key 'optim.lrr'; did you mean 'optim.lr'?"], done.stderr
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed beside this Python")
+def test_sync_bn_on_cpu_processes_is_one_line(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "resnetlab", "train", *COMMON,
+                           "train.sync_bn=true", "train.threads=1", f"output.dir={tmp_path}", "output.name=s"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    said = [line for line in done.stderr.splitlines() if line.startswith("resnetlab train: error:")]
+    assert len(said) == 1 and "train.sync_bn=true needs CUDA GPUs" in said[0], done.stderr
+    assert "[rank0]: Traceback" not in done.stderr and "[rank1]: Traceback" not in done.stderr

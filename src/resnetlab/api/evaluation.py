@@ -88,7 +88,8 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     cfg = build_config([*overrides, f"data.image_size={trained.image_size}", f"data.channels={trained.channels}",
                         *([] if keep_subset else ["data.subset=null"])], base=to_dict(trained.config))
     default_name = f"eval-{_folder_name(cfg.data.source)}-{split}" if new_source else f"eval-{split}"
-    folder = writable_folder(out_dir or trained.run_dir / default_name, option="--out" if out_dir else "eval into")
+    folder = writable_folder(out_dir or trained.run_dir / default_name, option="--out" if out_dir else "eval into",
+                             create=False)
     device, amp_dtype = device_here(cfg)
     set_threads(cfg.train.threads)
     bundle = load_data(cfg.data, log=lambda line: None)
@@ -119,6 +120,7 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     if out.features is not None:
         # Seed 001 compares how sparse HOG and network features are.
         scalars["feature_zero_share"] = float(np.mean(out.features == 0))
+    folder.mkdir(parents=True, exist_ok=True)
     result = {"split": split, "source": cfg.data.source, "checkpoint": str(trained.checkpoint), "tta": tta,
               "scalars": scalars}
     if task.kind == "classification":

@@ -55,6 +55,7 @@ from resnetlab.training.distributed import (
     any_process,
     barrier,
     broadcast_object,
+    check_sync_bn,
     gather_objects,
     init_distributed,
 )
@@ -115,6 +116,7 @@ def train(config: Config | Sequence[str] | None = None, *, overrides: Sequence[s
     amp_dtype = resolve_precision(cfg.train.precision, device)
     channels_last = use_channels_last(cfg.train.channels_last, amp_dtype, device)
     dist = init_distributed(device)
+    check_sync_bn(cfg.train.sync_bn, device, dist)
 
     run_dir, resume_from = _run_dir(cfg, dist)
     if resume_from is not None:

@@ -77,3 +77,12 @@ def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
 
+
+
+def check_sync_bn(sync_bn: bool, device: torch.device, info: DistInfo) -> None:
+    """SyncBatchNorm works on CUDA modules only: refuse it elsewhere instead of failing inside DDP."""
+    if sync_bn and info.enabled and device.type != "cuda":
+        from resnetlab.errors import UserError
+
+        raise UserError(f"train.sync_bn=true needs CUDA GPUs (PyTorch's SyncBatchNorm), this run is on {device}; "
+                        "drop train.sync_bn or freeze BatchNorm (model.freeze_bn_stats with model.freeze)")

@@ -136,18 +136,24 @@ def refuse_run_outputs(out: str | Path, *, option: str = "--out", folder: bool =
                         f"outputs; give another name, e.g. {run / ('eval-mine' if folder else 'predictions.csv')}")
 
 
-def writable_folder(folder: str | Path, *, option: str) -> Path:
-    """``folder``, created if needed; a one-line UserError naming ``option`` if it cannot be written."""
+def writable_folder(folder: str | Path, *, option: str, create: bool = True) -> Path:
+    """``folder``, created if needed (``create``; else only checked, so a command that fails later leaves
+    nothing behind); a one-line UserError naming ``option`` if it cannot be written."""
     import os
 
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a file in the way, no permission, read-only disk
-        raise UserError(f"{option} {folder}: cannot create the folder ({exc.strerror}); give a writable "
-                        "folder") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{option} {folder}: the folder is not writable; give a writable folder")
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission, read-only disk
+            raise UserError(f"{option} {folder}: cannot create the folder ({exc.strerror}); give a writable "
+                            "folder") from None
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise UserError(f"{option} {folder}: cannot create the folder ({existing} is a file); give a writable "
+                        "folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {folder}: {existing} is not writable; give a writable folder")
     return folder
 
 
