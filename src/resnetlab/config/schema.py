@@ -84,7 +84,9 @@ class DataConfig(_Strict):
                             min=0.0, max=0.9)
     split_seed: int = opt(0, "seed of the train/val/test split (independent of train.seed)", min=0)
     subset: int | None = opt(None, "use at most this many training images (seeded), for quick runs", min=1)
-    image_column: str = opt("image", "CSV column holding image paths (relative to the CSV)")
+    image_column: str = opt("image", "CSV column holding image paths (relative to data.image_root)")
+    image_root: str | None = opt(None, "folder a manifest's relative image paths are resolved against "
+                                 "(default: the CSV's folder), e.g. KonIQ-10k's 1024x768/")
     label_column: str = opt("label", "CSV column holding the class label or the numeric target")
     split_column: str | None = opt(None, "CSV column holding train/val/test per row")
     feature_columns: list[str] = opt(list, "CSV columns used as a side-feature vector", factory=True)
