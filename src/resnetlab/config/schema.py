@@ -206,7 +206,13 @@ class OutputConfig(_Strict):
     dir: str = opt("runs", "folder that holds run folders")
     name: str | None = opt(None, "run folder name inside output.dir (default: model_bs<B>_lr<LR>_<timestamp>)",
                            check=folder_name_problem)
-    tensorboard: bool = opt(True, "write TensorBoard events")
+    tensorboard: bool = opt(True, "write TensorBoard events: scalars, HParams, the confusion matrix")
+    histograms: bool = opt(False, "TensorBoard: every layer's weight and gradient histograms each epoch (124 tags "
+                                  "for a ResNet-18; off keeps event files small)")
+    log_steps: int = opt(50, "TensorBoard: train loss and lr every N optimizer steps besides each epoch (0: off)",
+                         min=0)
+    mlflow: str | None = opt(None, "MLflow tracking URI (sqlite:///mlflow.db, file:./mlruns, http://host:5000): "
+                                   "params, metrics and the run folder (needs resnetlab[mlflow])")
     plots: bool = opt(True, "draw plots at the end of the run")
     progress: bool = opt(True, "print the run on screen: banner, live bars, epoch lines, final line (false: "
                                "silent; train.log in the run folder still gets every line)")

@@ -131,7 +131,8 @@ def check_search(spec: SearchSpec, *, overrides: Sequence[str] = ()) -> None:
 
 
 # Keys that may differ between workers (other machines, other cores) without changing what a trial learns.
-LOCAL_KEYS = ("output.dir", "output.name", "output.progress", "output.tensorboard", "train.resume",
+LOCAL_KEYS = ("output.dir", "output.name", "output.progress", "output.tensorboard", "output.histograms",
+              "output.log_steps", "output.mlflow", "train.resume",
               "train.threads", "train.device", "data.dir", "data.cache_dir", "data.workers")
 
 
