@@ -170,8 +170,12 @@ def open_storage(url: str) -> Any:
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
             last = exc
             time.sleep(0.5 + attempt)
-        except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as exc:
-            # e.g. an unknown scheme, or a database driver that is not installed (psycopg2 for postgresql)
+        except ImportError as exc:  # the database's driver (psycopg for postgresql://)
+            hint = "pip install 'resnetlab[postgres]'" if url.startswith("postgresql") else "install its driver"
+            raise UserError(f"--storage {url}: its database driver is not installed ({first_line(exc)}); "
+                            f"{hint}") from None
+        except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+            # e.g. an unknown scheme
             raise UserError(f"--storage {url}: SQLAlchemy cannot open it ({first_line(exc)}); use a database URL "
                             "such as sqlite:///runs/search.db or postgresql://user@host/db, with its driver "
                             "installed") from None
