@@ -72,3 +72,11 @@ def test_without_mlflow_the_error_names_the_extra(tmp_path: Path, monkeypatch) -
     monkeypatch.setitem(sys.modules, "mlflow.tracking", None)  # makes the import raise ImportError
     with pytest.raises(UserError, match=r"output.mlflow=file:./mlruns needs MLflow: pip install 'resnetlab\[mlflow\]'"):
         MlflowLogger("file:./mlruns", run_dir=tmp_path, experiment="runs", params={})
+
+
+def test_an_unusable_uri_is_one_line_naming_it(tmp_path: Path) -> None:
+    from resnetlab.evaluation.mlflow_log import MlflowLogger
+
+    with pytest.raises(UserError, match=r"^output.mlflow=foo://bar: MLflow cannot open experiment 'runs' there "
+                                        r"\(.*\); check the URI$"):
+        MlflowLogger("foo://bar", run_dir=tmp_path, experiment="runs", params={})

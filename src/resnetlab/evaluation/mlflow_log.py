@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, first_line
 
 # The resume state duplicates the weights with the optimizer's (and is only of use in place); the
 # slim best.pt and everything else of the run folder go to MLflow.
@@ -42,18 +42,20 @@ class MlflowLogger:
         from mlflow.entities import Param
 
         self.uri, self.run_dir = uri, Path(run_dir)
-        self._client = _client(uri)
         self.run_id = self._previous_run_id()
-        if self.run_id is not None:
-            self._client.update_run(self.run_id, status="RUNNING")
-            return
         try:
+            self._client = _client(uri)
+            if self.run_id is not None:
+                self._client.update_run(self.run_id, status="RUNNING")
+                return
             found = self._client.get_experiment_by_name(experiment)
             experiment_id = found.experiment_id if found else self._client.create_experiment(experiment)
             self.run_id = self._client.create_run(experiment_id, run_name=self.run_dir.name).info.run_id
-        except Exception as exc:  # any store or connection failure: say which URI
-            raise UserError(f"output.mlflow={uri}: MLflow cannot open the experiment '{experiment}' "
-                            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); check the URI") from None
+        except UserError:
+            raise
+        except Exception as exc:  # any unknown scheme, store or connection failure: say which URI
+            raise UserError(f"output.mlflow={uri}: MLflow cannot open experiment '{experiment}' there "
+                            f"({first_line(exc).strip()}); check the URI") from None
         items = [Param(k, "null" if v is None else str(v)) for k, v in params.items()]
         for start in range(0, len(items), _BATCH):
             self._client.log_batch(self.run_id, params=items[start:start + _BATCH])
