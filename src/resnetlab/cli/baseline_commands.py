@@ -14,8 +14,7 @@ DATA_HELP = ("data.* overrides, e.g. data.source=fashion-mnist (built-ins keep t
 
 def register(subparsers: argparse._SubParsersAction, common_parent: argparse.ArgumentParser) -> None:
     """Add ``baseline`` with its sub-commands; `common_parent` carries the shared --debug."""
-    from resnetlab.baselines.hog import HogParams
-    from resnetlab.baselines.svm import DEFAULT_C, KERNELS, SvmParams
+    from resnetlab.baselines.params import DEFAULT_C, KERNELS, HogParams, SvmParams
 
     # main.py's add_parser may already add the common parent; the leaves add it themselves.
     p = subparsers.add_parser("baseline", help="classical baselines (HOG+SVM) as comparable run folders")

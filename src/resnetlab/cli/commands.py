@@ -12,7 +12,10 @@ import yaml
 from resnetlab.config import all_keys, build_config, describe_preset, list_presets, read_yaml, to_dict
 from resnetlab.config.schema import Config
 from resnetlab.errors import UserError
-from resnetlab.training.progress import is_interactive
+
+
+def is_interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 def train(args: argparse.Namespace) -> int:
