@@ -26,6 +26,7 @@ from resnetlab.baselines.svm import converged, decision_scores, fit_svm, fitted_
 from resnetlab.config import build_config, to_dict
 from resnetlab.config.schema import DataConfig
 from resnetlab.errors import UserError
+from resnetlab.extras import require
 
 MODEL_NAME = "hog-svm"
 MONITOR = "val/accuracy"
@@ -86,6 +87,7 @@ def train_hog_svm(
     features (default: up to 2). `reuse_folder` fits again into an existing run folder `name`
     (a study's retry) instead of refusing it.
     """
+    require("skimage.feature", extra="baseline", what="the HOG+SVM baseline")  # before any data is loaded
     from resnetlab.data.cache import cache_root
     from resnetlab.data.sources import load_data
     from resnetlab.evaluation.metrics import classification_metrics
