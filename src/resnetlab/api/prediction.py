@@ -96,7 +96,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
         paths, features = _feature_inputs(trained, inputs)
     else:
         paths = collect_images(inputs)
-    array, kept, rows, skipped = _decode_all(paths, image_size=trained.image_size, channels=trained.channels)
+    array, kept, rows, skipped = decode_images(paths, image_size=trained.image_size, channels=trained.channels)
     loader = BatchLoader(array, np.zeros(len(array), dtype=np.int64), device=device,
                          batch_size=eval_batch_size(trained.config, batch_size),
                          features=None if features is None else features[rows])
@@ -119,7 +119,7 @@ def _predict_onnx(path: Path, inputs: Sequence[str | Path], *, out: Path, tta: b
     model = OnnxModel(path)
     card = model.card
     _check_output_file(out, option="--out")
-    array, kept, _, skipped = _decode_all(collect_images(inputs), image_size=card.input_size, channels=card.channels)
+    array, kept, _, skipped = decode_images(collect_images(inputs), image_size=card.input_size, channels=card.channels)
     outputs = []
     for start in range(0, len(array), batch_size):
         batch = model.prepare(array[start:start + batch_size])
@@ -134,7 +134,7 @@ def _predict_onnx(path: Path, inputs: Sequence[str | Path], *, out: Path, tta: b
     return PredictResult(path=out, count=len(kept), skipped=skipped, repeated=_repeated_ids(kept))
 
 
-def _decode_all(paths: Sequence[Path], *, image_size: int,
+def decode_images(paths: Sequence[Path], *, image_size: int,
                 channels: int) -> tuple[np.ndarray, list[Path], list[int], list[Any]]:
     """The readable images as one uint8 array, their paths and input rows, and the files skipped."""
     from resnetlab.data.bundle import BadFile

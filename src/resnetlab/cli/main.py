@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # overrides or inputs given after an option: "eval RUN --split test data.source=x"
-        rest = next((n for n in ("overrides", "inputs", "runs") if isinstance(getattr(args, n, None), list)), None)
+        rest = next((n for n in ("overrides", "inputs", "runs", "images") if isinstance(getattr(args, n, None), list)), None)
         if rest is None or any(token.startswith("-") for token in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         getattr(args, rest).extend(extra)
