@@ -51,3 +51,30 @@ def test_predict_refuses_compile_with_an_onnx_file(run_dir, tmp_path, capsys):
     assert "--compile applies to PyTorch runs" in capsys.readouterr().err
     assert main(["predict", str(fake), str(tmp_path)]) == 2
     assert "is not a readable ONNX model" in capsys.readouterr().err
+
+
+def test_explain_without_images_uses_the_runs_validation_images_with_their_true_class(run_dir, capsys):
+    assert main(["explain", str(run_dir), "--count", "3"]) == 0
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert len(lines) == 4 and all(", true " in line for line in lines[:3])
+    assert lines[-1] == f"Grad-CAM of layer3: 3 images and gradcam_grid.png in {run_dir / 'explain'}"
+    assert len(list((run_dir / "explain").glob("*_gradcam.png"))) == 3
+    assert (run_dir / "explain" / "gradcam_grid.png").stat().st_size > 5000
+
+
+def test_explain_images_takes_the_true_class_from_a_folder_named_like_one(run_dir, tmp_path, capsys):
+    digits = load_digits()
+    (tmp_path / "7").mkdir()
+    Image.fromarray((digits.images[7] * 16).astype(np.uint8)).save(tmp_path / "7" / "seven.png")
+    Image.fromarray((digits.images[3] * 16).astype(np.uint8)).save(tmp_path / "loose.png")
+    out_dir = tmp_path / "why"
+    assert main(["explain", str(run_dir), str(tmp_path / "7" / "seven.png"), str(tmp_path / "loose.png"),
+                 "--layer", "layer2", "--out", str(out_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("seven: predicted ") and lines[0].endswith(", true 7")
+    assert lines[1].startswith("loose: predicted ") and "true" not in lines[1]
+    assert {p.name for p in out_dir.iterdir()} == {"seven_gradcam.png", "loose_gradcam.png", "gradcam_grid.png"}
+    assert main(["explain", str(run_dir), str(tmp_path / "loose.png"), "--layer", "layer4"]) == 2
+    assert "--layer layer4: the model has no such layer; use one of its stages: layer1, layer2, layer3" in \
+        capsys.readouterr().err
