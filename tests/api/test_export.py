@@ -84,3 +84,35 @@ def test_fusion_models_are_refused_in_one_line(run_dir):
     trained.config.model.fusion = "concat"  # what a run with side features records
     with pytest.raises(UserError, match="fusion model .* takes side features"):
         _exportable(trained)
+
+
+def test_a_patch_trained_regression_run_exports_with_its_patch_average(tmp_path):
+    """The file scores whole images as predict does (the mean over the grid patches), in target units."""
+    import csv
+
+    from beyond_labels_data import quality_manifest
+    from resnetlab.api.prediction import predict
+
+    manifest = quality_manifest(tmp_path, count=48, size=16)
+    train(build_config([f"data.source={manifest}", "data.task=regression", "data.image_column=image_name",
+                        "data.label_column=MOS", "data.split_column=set", "data.image_size=16", "optim.name=adamw", "optim.lr=2e-3",
+                        f"data.cache_dir={tmp_path / 'cache'}", "model.name=resnet20", "train.epochs=1",
+                        "train.batch_size=16", "train.threads=1", "train.precision=fp32", "patches.size=12",
+                        "patches.train_num=2", "patches.test_num=4", f"output.dir={tmp_path / 'runs'}",
+                        "output.name=iqa", "output.progress=false", "output.tensorboard=false",
+                        "output.plots=false"]))
+    run = tmp_path / "runs" / "iqa"
+    result = export(run)
+    assert result.card.task == "regression" and result.card.target_stats and result.card.input_size == 16
+    assert result.max_abs_diff < 1e-4 and result.labels_agree is None
+    images = tmp_path / "images"
+    predict(result.path, [images], out=tmp_path / "onnx.csv")
+    predict(run, [images], out=tmp_path / "run.csv")
+
+    def scores(path):
+        with open(path, newline="") as handle:
+            return {row["id"]: float(row["score"]) for row in csv.DictReader(handle)}
+
+    onnx, torch_scores = scores(tmp_path / "onnx.csv"), scores(tmp_path / "run.csv")
+    assert onnx.keys() == torch_scores.keys() and len(onnx) == 48
+    assert max(abs(onnx[k] - torch_scores[k]) for k in onnx) < 1e-3  # target units (MOS 0-100)
