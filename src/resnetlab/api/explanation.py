@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from resnetlab.api.prediction import collect_images, decode_images
 from resnetlab.api.trained import Trained, load_trained
 from resnetlab.data.augment import normalize
 from resnetlab.errors import UserError
-from resnetlab.evaluation.gradcam import find_layer, grad_cam
+from resnetlab.evaluation.gradcam import CamResult, find_layer, grad_cam
 
 VAL_IMAGES = 8  # validation images explained when no images are given
 
@@ -37,8 +37,8 @@ class ExplainResult:
     def format_lines(self) -> str:
         lines = [f"{e.id}: predicted {e.predicted}" + (f" (p={e.confidence:.2f})" if e.confidence is not None else "")
                  + (f", true {e.true}" if e.true is not None else "") for e in self.images]
-        return "\n".join([*lines, f"Grad-CAM of {self.layer}: {len(self.images)} images and {self.grid.name} "
-                                  f"in {self.out_dir}"])
+        last = f"Grad-CAM of {self.layer}: {len(self.images)} images and {self.grid.name} in {self.out_dir}"
+        return "\n".join([*lines, last])
 
 
 def explain(run_or_checkpoint: str | Path, images: Sequence[str | Path] = (), *, layer: str | None = None,
@@ -98,7 +98,7 @@ def _validation_images(trained: Trained, count: int) -> tuple[np.ndarray, list[s
     return np.asarray(val.images[take]), [Path(i).stem for i in val.ids[take]], list(true), features
 
 
-def _draw(trained: Trained, array: np.ndarray, result, ids: list[str], true: list[str | None], folder: Path,
+def _draw(trained: Trained, array: np.ndarray, result: CamResult, ids: list[str], true: list[str | None], folder: Path,
           layer: str) -> ExplainResult:
     from resnetlab.evaluation.plots import plot_gradcam_grid
 

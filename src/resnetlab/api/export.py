@@ -31,9 +31,9 @@ class ExportResult:
     def format_lines(self) -> str:
         agree = f", predicted labels agree on {self.labels_agree}/{self.checked}" if self.labels_agree is not None \
             else ""
-        return "\n".join([f"wrote {', '.join(map(str, self.files))}",
-                          f"checked on {self.checked} {self.images_from}: max |{self.format} - pytorch| = "
-                          f"{self.max_abs_diff:.3g}{agree}"])
+        check = (f"checked on {self.checked} {self.images_from}: max |{self.format} - pytorch| = "
+                 f"{self.max_abs_diff:.3g}{agree}")
+        return f"wrote {', '.join(map(str, self.files))}\n{check}"
 
 
 def export(run_or_checkpoint: str | Path, *, format: str = "onnx", out: str | Path | None = None,

@@ -23,10 +23,13 @@ class OnnxModel:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        state = ort.capi.onnxruntime_pybind11_state  # where ONNX Runtime's own exception types live
+        unreadable = tuple(getattr(state, name) for name in ("Fail", "InvalidProtobuf", "InvalidGraph",
+                                                             "InvalidArgument", "NoSuchFile") if hasattr(state, name))
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options,
                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for a file that is not ONNX
+        except unreadable as exc:
             raise UserError(f"{self.path} is not a readable ONNX model ({first_line(exc)}); "
                             "give a file written by resnetlab export") from None
         props = self.session.get_modelmeta().custom_metadata_map
