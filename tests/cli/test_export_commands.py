@@ -61,6 +61,8 @@ def test_explain_without_images_uses_the_runs_validation_images_with_their_true_
     assert lines[-1] == f"Grad-CAM of layer3: 3 images and gradcam_grid.png in {run_dir / 'explain'}"
     assert len(list((run_dir / "explain").glob("*_gradcam.png"))) == 3
     assert (run_dir / "explain" / "gradcam_grid.png").stat().st_size > 5000
+    assert main(["explain", str(run_dir), "--count", "0"]) == 2
+    assert "--count 0: give how many validation images" in capsys.readouterr().err
 
 
 def test_explain_images_takes_the_true_class_from_a_folder_named_like_one(run_dir, tmp_path, capsys):

@@ -51,6 +51,8 @@ def explain(run_or_checkpoint: str | Path, images: Sequence[str | Path] = (), *,
     folder is named like a class. Writes ``<id>_gradcam.png`` per image and ``gradcam_grid.png`` into
     ``out`` (default RUN/explain).
     """
+    if not images and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise UserError(f"--count {count}: give how many validation images to explain, a whole number >= 1")
     trained = load_trained(run_or_checkpoint)
     layer, _ = find_layer(trained.model, layer)
     if trained.config.patches.size:

@@ -14,7 +14,7 @@ FORMATS = ("onnx", "torchscript", "pt2", "safetensors")  # resnetlab.deploy.FORM
 
 def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     """Add the ``export`` and ``explain`` sub-commands."""
-    p = _add(subparsers, common_parent, "export", help="best weights as ONNX, TorchScript, pt2 or safetensors, with metadata",
+    p = _add(subparsers, common_parent, "export", help="best weights as ONNX, TorchScript, pt2 or safetensors",
              description="Write the best weights of a run in a deployable format, with class names, input size, "
                          "channels, mean/std and task in the file's metadata (ONNX metadata_props, an extra file "
                          "in TorchScript and pt2, the header and a JSON beside safetensors). The file is read back "
