@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # The CPU build of torch lies on local disk; installing it first keeps pip from pulling a
 # multi-GB CUDA build when the package's own `torch` requirement is resolved. `[all]` brings
-# every optional command (search, TensorBoard, the HOG baseline, ...); `dev` the test tools.
+# every optional command (search, TensorBoard, the HOG baseline, export, ...); `dev` the test tools.
 TORCH  ?= torch==2.13.0
 FMNIST := /usr/share/datasets/fashion-mnist
 

@@ -1,7 +1,8 @@
 """Optional dependencies: each command that needs one says which extra installs it.
 
 The core install trains, evaluates and predicts; Optuna (``search``), TensorBoard
-(``tensorboard``) and scikit-image (``baseline``) come with extras, ``all`` brings every one.
+(``tensorboard``), scikit-image (``baseline``) and ONNX (``export``) come with extras, ``all``
+brings every one.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import argparse
 
 SHELLS = ("bash", "zsh")
 # Positionals and options whose values are paths (by metavar): shtab then completes files there.
-_PATH_METAVARS = ("RUN_OR_CHECKPOINT", "IMAGES_OR_FOLDER", "RUN", "RUN_DIR", "DIR", "FILE.csv",
+_PATH_METAVARS = ("RUN_OR_CHECKPOINT", "IMAGES_OR_FOLDER", "IMAGES", "RUN", "RUN_DIR", "DIR", "PATH", "FILE.csv",
                   "STUDY.yaml|NAME", "SEARCH.yaml|NAME")
 
 

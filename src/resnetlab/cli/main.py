@@ -10,7 +10,7 @@ import sys
 import traceback
 from typing import Any, NoReturn, Sequence
 
-from resnetlab.cli import baseline_commands, commands, completion, study_commands, version
+from resnetlab.cli import baseline_commands, commands, completion, export_commands, study_commands, version
 from resnetlab.cli.flag_hints import flag_hint
 from resnetlab.errors import UserError, first_line
 
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(sub)
     study_commands.register(sub, common)
     baseline_commands.register(sub, common)
+    export_commands.register(sub, common)
     completion.register(sub)
     return parser
 
@@ -122,8 +123,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                                    "image: its id (the file name without extension), the label and the "
                                    "probabilities. Unreadable files are skipped and listed.",
                        epilog=_examples("resnetlab predict runs/NAME path/to/images/ --out predictions.csv",
-                                        "resnetlab predict runs/NAME/best.pt 'photos/*.jpg' --tta"))
-    p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help=RUN_HELP)
+                                        "resnetlab predict runs/NAME/best.pt 'photos/*.jpg' --tta",
+                                        "resnetlab predict runs/NAME/export/NAME.onnx path/to/images/"))
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT",
+                   help="a run folder, a .pt checkpoint, or an .onnx file from resnetlab export (run by ONNX Runtime)")
     p.add_argument("inputs", metavar="IMAGES_OR_FOLDER", nargs="+",
                    help="a folder, a glob, image files or a CSV of paths")
     p.add_argument("--out", metavar="FILE.csv", default="predictions.csv",
@@ -189,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # overrides or inputs given after an option: "eval RUN --split test data.source=x"
-        rest = next((n for n in ("overrides", "inputs", "runs") if isinstance(getattr(args, n, None), list)), None)
+        rest = next((n for n in ("overrides", "inputs", "runs", "images") if isinstance(getattr(args, n, None), list)), None)
         if rest is None or any(token.startswith("-") for token in extra):
             _unrecognized(parser, args, extra, argv)
         getattr(args, rest).extend(extra)
