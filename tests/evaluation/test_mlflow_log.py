@@ -70,7 +70,7 @@ def test_without_mlflow_the_error_names_the_extra(tmp_path: Path, monkeypatch) -
     from resnetlab.evaluation.mlflow_log import MlflowLogger
 
     monkeypatch.setitem(sys.modules, "mlflow.tracking", None)  # makes the import raise ImportError
-    with pytest.raises(UserError, match=r"output.mlflow=file:./mlruns needs MLflow: pip install 'resnetlab\[mlflow\]'"):
+    with pytest.raises(UserError, match=r"output.mlflow=file:./mlruns needs the mlflow extra: pip install 'resnetlab\[mlflow\]'"):
         MlflowLogger("file:./mlruns", run_dir=tmp_path, experiment="runs", params={})
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from resnetlab.errors import UserError, first_line
+from resnetlab.extras import install_hint
 
 # The resume state duplicates the weights with the optimizer's (and is only of use in place); the
 # slim best.pt and everything else of the run folder go to MLflow.
@@ -27,7 +28,7 @@ def _client(uri: str) -> Any:
     try:
         from mlflow.tracking import MlflowClient
     except ImportError:
-        raise UserError(f"output.mlflow={uri} needs MLflow: pip install 'resnetlab[mlflow]' (or set "
+        raise UserError(f"output.mlflow={uri} needs the mlflow extra: {install_hint('mlflow')} (or set "
                         "output.mlflow=null)") from None
     if uri.startswith("file:") or "://" not in uri:
         # MLflow 3 refuses a plain folder store unless asked for; the user asked for it by this URI.
