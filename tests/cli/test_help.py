@@ -79,7 +79,7 @@ def test_config_keys_show_the_accepted_values_beside_each_key(capsys):
     assert set(all_keys()) <= set(lines)
     assert lines["optim.name"].split()[:5] == ["optim.name", "sgd", "{sgd,", "adam,", "adamw}"]
     assert lines["optim.name"].endswith("optimizer")
-    assert "int >= 1" in lines["train.epochs"] and "number in [0, 1]" in lines["model.drop_rate"]
+    assert "int in [1, 100000]" in lines["train.epochs"] and "number in [0, 1]" in lines["model.drop_rate"]
     assert "{true, false}" in lines["train.tta"] and "int >= 1 | none" in lines["data.subset"]
     assert "{none, 1, 3}" in lines["data.channels"] and "[number, ...]" in lines["optim.betas"]
 
