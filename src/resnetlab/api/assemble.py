@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from resnetlab.config import Config
-from resnetlab.config.schema import ModelConfig
+from resnetlab.config.schema import ModelConfig, OptimConfig, ScheduleConfig
 from resnetlab.data.bundle import Split
 from resnetlab.data.loader import BatchLoader
 from resnetlab.errors import UserError
@@ -146,6 +147,18 @@ def monitor_key(cfg: Config) -> str:
     if cfg.data.task == "regression" and cfg.train.monitor == "val/accuracy":
         return "val/srcc"
     return cfg.train.monitor
+
+
+
+def optimizer_kwargs(cfg: OptimConfig) -> dict[str, Any]:
+    """optim.* as build_optimizer's keyword arguments."""
+    return {**dataclasses.asdict(cfg), "betas": tuple(cfg.betas)}
+
+
+
+def schedule_kwargs(cfg: ScheduleConfig) -> dict[str, Any]:
+    """schedule.* as LrSchedule's keyword arguments (the peak lr and length come from each stage)."""
+    return dataclasses.asdict(cfg)
 
 
 
