@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from resnetlab.config import Config
-from resnetlab.config.schema import ModelConfig, OptimConfig, ScheduleConfig
+from resnetlab.config.schema import AugmentConfig, DataConfig, ModelConfig, OptimConfig, ScheduleConfig
 from resnetlab.data.bundle import Split
 from resnetlab.data.loader import BatchLoader
 from resnetlab.errors import UserError
@@ -147,6 +147,37 @@ def monitor_key(cfg: Config) -> str:
     if cfg.data.task == "regression" and cfg.train.monitor == "val/accuracy":
         return "val/srcc"
     return cfg.train.monitor
+
+
+
+def data_kwargs(cfg: DataConfig) -> dict[str, Any]:
+    """data.* as load_data's keyword arguments (the names are the same)."""
+    return dataclasses.asdict(cfg)
+
+
+
+def augment_kwargs(cfg: AugmentConfig) -> dict[str, Any]:
+    """augment.* as BatchAugment's keyword arguments (the names are the same)."""
+    return dataclasses.asdict(cfg)
+
+
+
+def baseline_data_config(overrides: Sequence[str] = ()) -> DataConfig:
+    """The data config of a HOG+SVM baseline from `data.*` overrides; built-ins stay at their native
+    size unless data.image_size is given."""
+    from resnetlab.baselines.hog_svm import NATIVE_IMAGE_SIZE
+    from resnetlab.config import build_config
+
+    bad = [o for o in overrides if not o.strip().startswith("data.")]
+    if bad:
+        where = ("the run folder is --out DIR and --name NAME" if bad[0].strip().startswith("output.")
+                 else "HOG and SVM settings are --options, e.g. --kernel linear --C 1")
+        raise UserError(f"the baseline takes data.* overrides only; got '{bad[0]}' ({where}; see "
+                        "resnetlab baseline hog-svm --help)")
+    data = build_config(overrides).data
+    if not any(o.strip().startswith("data.image_size=") for o in overrides):
+        data.image_size = NATIVE_IMAGE_SIZE.get(data.source.strip(), data.image_size)
+    return data
 
 
 

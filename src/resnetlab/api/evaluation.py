@@ -14,6 +14,7 @@ import torch
 from resnetlab.api.assemble import (
     build_model,
     clip_groups,
+    data_kwargs,
     device_here,
     eval_batch_size,
     for_eval,
@@ -81,7 +82,7 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
                         *([] if keep_subset else ["data.subset=null"])], base=to_dict(trained.config))
     device, amp_dtype = device_here(cfg)
     set_threads(cfg.train.threads)
-    bundle = load_data(cfg.data, log=lambda line: None)
+    bundle = load_data(**data_kwargs(cfg.data), log=lambda line: None)
     if trained.task.kind == "classification" and bundle.class_names != trained.class_names:
         raise UserError(f"{trained.checkpoint} was trained on classes {short_list(trained.class_names)} but "
                         f"{cfg.data.source} has {short_list(bundle.class_names)}; evaluate on data with the "

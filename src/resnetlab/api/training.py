@@ -19,7 +19,9 @@ from resnetlab.api.assemble import (
     Task,
     balanced_class_weights,
     balanced_sample_weights,
+    augment_kwargs,
     build_model,
+    data_kwargs,
     eval_batch_size,
     for_eval,
     frozen_bn_train_mode,
@@ -252,7 +254,7 @@ def _fit_baseline(cfg: Config) -> TrainResult:
         shown = ", ".join(ignored[:6]) + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else "")
         log(f"note: model.name={BASELINE_MODEL} uses the data.* settings only; not used: {shown} "
             "(its own settings are options of `resnetlab baseline hog-svm`)")
-    result = train_hog_svm(cfg.data, out_dir=cfg.output.dir, name=cfg.output.name,
+    result = train_hog_svm(data_kwargs(cfg.data), out_dir=cfg.output.dir, name=cfg.output.name,
                            reuse_folder=cfg.train.resume == "auto", workers=cfg.train.threads or None, log=log)
     return TrainResult(run_dir=result.run_dir, monitor=MONITOR, best=result.val["accuracy"], best_epoch=None,
                        val=result.val, test=result.test)
@@ -365,7 +367,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, env: RunEnv,
 
 
 def _load_run_data(cfg: Config, progress: ProgressReporter) -> RunData:
-    bundle = load_data(cfg.data, log=progress.line)
+    bundle = load_data(**data_kwargs(cfg.data), log=progress.line)
     task = Task(cfg.data.task, bundle.class_names, bundle.target_stats)
     if task.kind == "classification" and len(task.class_names) < 2:
         raise UserError(f"data.source={cfg.data.source} has {len(task.class_names)} class "

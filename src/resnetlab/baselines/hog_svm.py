@@ -11,7 +11,7 @@ test mean the same thing in both.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,6 @@ from scipy.special import softmax
 
 from resnetlab.baselines.hog import HogParams, cached_hog_features, zero_share
 from resnetlab.baselines.svm import DEFAULT_C, SvmParams, converged, decision_scores, fit_svm, fitted_settings
-from resnetlab.config import build_config, to_dict
-from resnetlab.config.schema import DataConfig
 from resnetlab.errors import UserError
 
 MODEL_NAME = "hog-svm"
@@ -44,23 +42,8 @@ class BaselineResult:
     seconds: float
 
 
-def baseline_data_config(overrides: Sequence[str] = ()) -> DataConfig:
-    """The data config of `data.*` overrides; built-ins stay at their native size unless
-    data.image_size is given."""
-    bad = [o for o in overrides if not o.strip().startswith("data.")]
-    if bad:
-        where = ("the run folder is --out DIR and --name NAME" if bad[0].strip().startswith("output.")
-                 else "HOG and SVM settings are --options, e.g. --kernel linear --C 1")
-        raise UserError(f"the baseline takes data.* overrides only; got '{bad[0]}' ({where}; see "
-                        "resnetlab baseline hog-svm --help)")
-    data = build_config(overrides).data
-    if not any(o.strip().startswith("data.image_size=") for o in overrides):
-        data.image_size = NATIVE_IMAGE_SIZE.get(data.source.strip(), data.image_size)
-    return data
-
-
 def train_hog_svm(
-    data_cfg: DataConfig,
+    data: Mapping[str, Any],
     *,
     kernel: str = SvmParams.kernel,
     C: float | None = SvmParams.C,
@@ -79,7 +62,8 @@ def train_hog_svm(
 ) -> BaselineResult:
     """Fit HOG+SVM on the train split, score val and test, and write a run folder.
 
-    `kernel` "linear" (LinearSVC) or "rbf" (PCA to `pca_components`, then an exact SVC); `C`
+    ``data`` is ``load_data``'s keyword arguments (``source``, ``image_size``, ...), saved as the
+    run's ``data:`` settings. `kernel` "linear" (LinearSVC) or "rbf" (PCA to `pca_components`, then an exact SVC); `C`
     None takes the kernel's default (`resnetlab.baselines.svm.DEFAULT_C`). `smoothing` and
     `offset_grid` are explained in `resnetlab.baselines.hog`. `workers` processes extract the
     features (default: up to 2). `reuse_folder` fits again into an existing run folder `name`
@@ -93,19 +77,19 @@ def train_hog_svm(
     hog_params = HogParams(orientations=orientations, pixels_per_cell=pixels_per_cell,
                            cells_per_block=cells_per_block, smoothing=smoothing, offset_grid=offset_grid)
     svm_params = SvmParams(kernel=kernel, C=C, gamma=gamma, pca_components=pca_components)
-    hog_params.validate(image_size=data_cfg.image_size)  # before minutes of data loading
+    hog_params.validate(image_size=data.get("image_size", 32))  # before minutes of data loading
     svm_params.validate()
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise UserError(f"workers={workers!r} must be a whole number >= 1 (feature extraction processes)")
     if kernel == "linear" and (gamma is not None or pca_components != SvmParams.pca_components):
         log("note: gamma and pca_components belong to the rbf kernel; the linear SVM ignores them")
-    if data_cfg.task != "classification":
+    if data.get("task", "classification") != "classification":
         raise UserError("data.task=regression: the HOG+SVM baseline classifies; use a classification source")
 
     wall_start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S")
-    bundle = load_data(data_cfg, log=log)
+    bundle = load_data(**data, log=log)
     if len(bundle.class_names) < 2:
-        raise UserError(f"data.source={data_cfg.source} has {len(bundle.class_names)} class; need at least 2")
+        raise UserError(f"data.source={data.get('source')} has {len(bundle.class_names)} class; need at least 2")
     if len(bundle.val) == 0:
         raise UserError("the validation split is empty; raise data.val_ratio or add a val/ folder")
     generated = name is None
@@ -113,7 +97,7 @@ def train_hog_svm(
     run_dir = make_run_dir(out_dir, name, resuming=reuse_folder, generated=generated)
 
     # ---- features, one cache entry per split
-    feature_dir = None if data_cfg.cache == "memory" else cache_root(data_cfg.cache_dir) / "features"
+    feature_dir = None if data.get("cache") == "memory" else cache_root(data.get("cache_dir")) / "features"
     splits = {"train": bundle.train, "val": bundle.val}
     if bundle.test is not None and len(bundle.test):
         splits["test"] = bundle.test
@@ -160,7 +144,7 @@ def train_hog_svm(
     # training images through an RBF SVC costs as much as the fit itself.
     history = [{"epoch": 1, **{f"val/{k}": v for k, v in val.items()}, "seconds": round(fit_seconds, 3)}]
     baseline = {"method": MODEL_NAME, **asdict(hog_params), **fitted, "feature_length": length}
-    config = {"model": {"name": MODEL_NAME}, "data": to_dict(data_cfg), "baseline": baseline}
+    config = {"model": {"name": MODEL_NAME}, "data": dict(data), "baseline": baseline}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     write_json(run_dir / "history.json", history)
     write_data_record(run_dir, bundle)
