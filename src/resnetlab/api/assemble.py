@@ -212,12 +212,16 @@ def validate_config(cfg: Config) -> None:
                         "data.task=regression")
     if cfg.train.loss == "cross_entropy" and cfg.data.task == "regression":
         raise UserError("train.loss=cross_entropy needs classes; use mse, l1 or smooth_l1 with data.task=regression")
-    if len(cfg.optim.betas) != 2:
-        raise UserError(f"optim.betas takes two numbers, e.g. optim.betas=[0.9,0.999]; got {cfg.optim.betas}")
+    betas = cfg.optim.betas
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise UserError(f"optim.betas takes two numbers in [0, 1), e.g. optim.betas=[0.9,0.999]; got {betas}")
     for key in ("resized_crop_scale", "resized_crop_ratio", "scale"):
         value = getattr(cfg.augment, key)
         if len(value) != 2 or value[0] > value[1] or value[0] <= 0:
             raise UserError(f"augment.{key} takes [low, high] with 0 < low <= high; got {value}")
+    if cfg.augment.resized_crop_scale[1] > 1:
+        raise UserError(f"augment.resized_crop_scale is a share of the image area, at most 1; "
+                        f"got {cfg.augment.resized_crop_scale}")
     validate_beyond_labels(cfg)
     validate_model_inputs(cfg)
 
@@ -252,14 +256,12 @@ def validate_beyond_labels(cfg: Config) -> None:
 
 
 def validate_model_inputs(cfg: Config) -> None:
-    """What would otherwise fail only after the data is loaded: model name, weights, freeze specs, betas."""
+    """What would otherwise fail only after the data is loaded: model name, weights, freeze specs."""
     import difflib
 
     from resnetlab.models import get_pretrained, is_model, list_models
 
     m = cfg.model
-    if not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
-        raise UserError(f"optim.betas takes two numbers in [0, 1), e.g. optim.betas=[0.9,0.999]; got {cfg.optim.betas}")
     if not is_model(m.name):
         close = difflib.get_close_matches(m.name, list_models(), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""

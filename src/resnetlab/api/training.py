@@ -17,9 +17,9 @@ from torch import nn
 
 from resnetlab.api.assemble import (
     Task,
+    augment_kwargs,
     balanced_class_weights,
     balanced_sample_weights,
-    augment_kwargs,
     build_model,
     data_kwargs,
     eval_batch_size,
@@ -35,6 +35,8 @@ from resnetlab.api.assemble import (
     stage_plans,
     validate_config,
 )
+from resnetlab.api.evaluator import Evaluator, NonFiniteOutputs
+from resnetlab.api.outputs import final_evaluation, final_line, write_run_outputs
 from resnetlab.baselines.hog_svm import MODEL_NAME as BASELINE_MODEL
 from resnetlab.config import Config, build_config, flatten, save_config, to_dict
 from resnetlab.data.augment import BatchAugment, normalize
@@ -42,8 +44,6 @@ from resnetlab.data.bundle import DataBundle, Split
 from resnetlab.data.sources import load_data
 from resnetlab.errors import UserError
 from resnetlab.models import freeze
-from resnetlab.api.evaluator import Evaluator, NonFiniteOutputs
-from resnetlab.api.outputs import final_evaluation, final_line, write_run_outputs
 from resnetlab.training.checkpoint import load_checkpoint
 from resnetlab.training.checkpointer import Checkpointer, CheckpointMismatch, GlobalRng
 from resnetlab.training.device import (
@@ -77,7 +77,6 @@ from resnetlab.training.losses import classification_loss, regression_loss
 from resnetlab.training.monitor import Monitor
 from resnetlab.training.optim import build_optimizer
 from resnetlab.training.progress import ProgressReporter
-from resnetlab.training.schedule import LrSchedule
 from resnetlab.training.run_folder import (
     default_run_name,
     make_run_dir,
@@ -87,6 +86,7 @@ from resnetlab.training.run_folder import (
     write_data_record,
     write_json,
 )
+from resnetlab.training.schedule import LrSchedule
 from resnetlab.training.signals import Interrupted, StopRequest
 
 
@@ -428,7 +428,7 @@ def build_parts(cfg: Config, *, core: nn.Module, data: RunData, env: RunEnv, pro
 
 def _augment(cfg: Config, data: RunData, env: RunEnv) -> Any:
     task, bundle, seed = data.task, data.bundle, cfg.train.seed
-    augment = BatchAugment(cfg.augment, num_classes=task.num_outputs
+    augment = BatchAugment(**augment_kwargs(cfg.augment), num_classes=task.num_outputs
                            if task.kind == "classification" else 0, mean=bundle.mean, std=bundle.std,
                            device=env.device, seed=seed + 1 + env.dist.rank)  # each process its own draws
     if cfg.patches.size:

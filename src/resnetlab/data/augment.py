@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from resnetlab.config.schema import AugmentConfig
 from resnetlab.data.mix import box_mask, cutmix, mixup, soft_targets
 
 # Attempts per image before falling back, as torchvision's RandomResizedCrop/RandomErasing.
@@ -45,17 +45,45 @@ def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Te
     return _standardize(_to_unit(images), mean_t, std_t)
 
 
+@dataclass(frozen=True)
+class AugmentSettings:
+    """Which random ops run and how strongly (probabilities, ranges, Beta alphas); all off by default."""
+
+    enabled: bool = True  # the master switch: False turns every op off
+    hflip: float = 0.0
+    vflip: float = 0.0
+    crop_padding: int = 0
+    resized_crop: bool = False
+    resized_crop_scale: tuple[float, float] = (0.08, 1.0)
+    resized_crop_ratio: tuple[float, float] = (0.75, 1.3333)
+    rotation: float = 0.0  # degrees
+    translate: float = 0.0  # fraction of the size
+    scale: tuple[float, float] = (1.0, 1.0)
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
+    color_jitter: bool = True  # switch for the four above
+    erasing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+
+
 class BatchAugment:
-    """Random augmentation of uint8 batches, configured by an :class:`AugmentConfig`.
+    """Random augmentation of uint8 batches; the keyword arguments are :class:`AugmentSettings`'s fields.
 
     ``num_classes`` sizes the soft targets of mixup/cutmix (0 for regression targets, which
     are mixed linearly). ``state_dict()`` holds the random state, so a resumed run draws the
     same augmentations as an uninterrupted one.
     """
 
-    def __init__(self, cfg: AugmentConfig, *, num_classes: int, mean: Sequence[float],
-                 std: Sequence[float], device: torch.device | str = "cpu", seed: int = 0) -> None:
-        _check_config(cfg)
+    def __init__(self, *, num_classes: int, mean: Sequence[float], std: Sequence[float],
+                 device: torch.device | str = "cpu", seed: int = 0, **settings: Any) -> None:
+        try:
+            cfg = AugmentSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+        except TypeError as exc:
+            raise TypeError(f"BatchAugment: {exc}") from None
+        _check_settings(cfg)
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0 (0: regression), got {num_classes}")
         self.cfg = cfg
@@ -307,7 +335,7 @@ def shift_hue(x: Tensor, shift: Tensor) -> Tensor:
 # ---------------------------------------------------------------------- helpers
 
 
-def _active_ops(cfg: AugmentConfig) -> dict[str, list[str]]:
+def _active_ops(cfg: AugmentSettings) -> dict[str, list[str]]:
     """Active op groups mapped to their summary words; empty when the master switch is off."""
     if not cfg.enabled:
         return {}
@@ -330,16 +358,15 @@ def _active_ops(cfg: AugmentConfig) -> dict[str, list[str]]:
     return {key: words for key, words in groups.items() if words}
 
 
-def _check_config(cfg: AugmentConfig) -> None:
-    """Range checks for the list fields, which the config loader checks only by type."""
+def _check_settings(cfg: AugmentSettings) -> None:
+    """Range checks of the pairs (the config's validate_config says the same in its keys' words)."""
     pairs = {"resized_crop_scale": cfg.resized_crop_scale, "resized_crop_ratio": cfg.resized_crop_ratio,
              "scale": cfg.scale}
     for name, pair in pairs.items():
         if len(pair) != 2 or not 0 < pair[0] <= pair[1]:
-            raise ValueError(f"augment.{name} must be [low, high] with 0 < low <= high, got {list(pair)}")
+            raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got {list(pair)}")
     if cfg.resized_crop_scale[1] > 1:
-        raise ValueError(f"augment.resized_crop_scale is a share of the area, at most 1; "
-                         f"got {cfg.resized_crop_scale}")
+        raise ValueError(f"resized_crop_scale is a share of the area, at most 1; got {list(cfg.resized_crop_scale)}")
 
 
 def _check_uint8(images: Tensor, *, channels: int) -> None:
