@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,8 +30,28 @@ from resnetlab.training.distributed import DistInfo, gather_objects
 from resnetlab.training.loop import StagePlan
 
 
+@contextlib.contextmanager
+def user_input() -> Iterator[None]:
+    """The models' ValueError/TypeError about the values they were given, as the command line's one-line
+    UserError: the model library knows no command line, the api is where its arguments came from."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise UserError(str(exc)) from None
+
+
 def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_size: int,
                 feature_dim: int = 0, log: Callable[[str], None] | None = None) -> nn.Module:
+    """The adapter from config to the model factories' keyword arguments; their complaints as UserError."""
+    with user_input():
+        return _build_model(cfg, num_outputs=num_outputs, in_channels=in_channels, image_size=image_size,
+                            feature_dim=feature_dim, log=log)
+
+
+def _build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_size: int,
+                 feature_dim: int = 0, log: Callable[[str], None] | None = None) -> nn.Module:
     """The adapter from config to the model factories' keyword arguments.
 
     ``image_size`` is what the network sees (the patch size under patch sampling);
@@ -268,7 +289,8 @@ def validate_model_inputs(cfg: Config) -> None:
         raise UserError(f"model.name: unknown model '{m.name}'{hint}; resnetlab summary --list shows all "
                         "(and model.name=hog-svm is the HOG+SVM baseline)")
     if m.pretrained != "none":
-        get_pretrained(m.name, m.pretrained)
+        with user_input():
+            get_pretrained(m.name, m.pretrained)
     if m.weights and not Path(m.weights).expanduser().is_file():
         raise UserError(f"model.weights: {m.weights} not found; give a .pt/.pth file (a state dict or a run's best.pt)")
     if m.freeze != "none" and cfg.train.stages:

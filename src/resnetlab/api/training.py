@@ -33,6 +33,7 @@ from resnetlab.api.assemble import (
     schedule_kwargs,
     setting_warnings,
     stage_plans,
+    user_input,
     validate_config,
 )
 from resnetlab.api.evaluator import Evaluator, NonFiniteOutputs
@@ -405,7 +406,8 @@ def build_parts(cfg: Config, *, core: nn.Module, data: RunData, env: RunEnv, pro
     frozen_bn: list[nn.Module] = []
 
     def enter_stage(stage: StagePlan) -> None:
-        frozen_bn[:] = freeze(core, stage.freeze, freeze_bn_stats=cfg.model.freeze_bn_stats)
+        with user_input():
+            frozen_bn[:] = freeze(core, stage.freeze, freeze_bn_stats=cfg.model.freeze_bn_stats)
 
     runner: nn.Module = torch.compile(core) if t.compile else core
     if env.dist.enabled:
