@@ -21,7 +21,6 @@ from typing import Any
 from torch import nn
 
 
-
 class _FrozenStats:
     """Mixin for a normalisation layer that stays in eval mode."""
 

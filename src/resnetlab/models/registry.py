@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from torch import nn
 
-
 ModelFn = Callable[..., nn.Module]
 
 _MODELS: dict[str, ModelFn] = {}

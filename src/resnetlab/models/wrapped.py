@@ -5,7 +5,6 @@ from __future__ import annotations
 from torch import nn
 
 
-
 class WrappedBackbone(nn.Module):
     """Stem and stages are the backbone's; the classifier ``fc`` is the wrapper's own.
 
