@@ -131,16 +131,7 @@ def read_manifest(path: Path, *, task: str = "classification", image_column: str
         raise UserError(f"manifest {path}: none of the {len(records)} listed images exist; paths are relative "
                         f"to {folder} (e.g. first: {records[0][0]})")
 
-    if task == "regression":
-        class_names: list[str] = []
-        targets = np.asarray([r[1] for r in kept], dtype=np.float32)
-    else:
-        labels = [r[1] for r in kept]
-        unique = set(labels)
-        numeric = all(u.lstrip("-").isdigit() for u in unique)
-        class_names = sorted(unique, key=(lambda u: (int(u), u)) if numeric else None)
-        index = {name: i for i, name in enumerate(class_names)}
-        targets = np.asarray([index[label] for label in labels], dtype=np.int64)
+    targets, class_names = _targets([r[1] for r in kept], task=task)
     return Catalog(
         kind="manifest", name=str(path), ids=ids, targets=targets,
         assigned=np.asarray([r[2] for r in kept], dtype=np.int8), class_names=class_names, paths=paths,
@@ -149,6 +140,17 @@ def read_manifest(path: Path, *, task: str = "classification", image_column: str
         groups=np.asarray([r[4] for r in kept]) if group_column else None,
         skipped=skipped,
     )
+
+
+def _targets(labels: list, *, task: str) -> tuple[np.ndarray, list[str]]:
+    """Scores as float32, or class indices with the class names (numeric names in numeric order)."""
+    if task == "regression":
+        return np.asarray(labels, dtype=np.float32), []
+    unique = set(labels)
+    numeric = all(u.lstrip("-").isdigit() for u in unique)
+    class_names = sorted(unique, key=(lambda u: (int(u), u)) if numeric else None)
+    index = {name: i for i, name in enumerate(class_names)}
+    return np.asarray([index[label] for label in labels], dtype=np.int64), class_names
 
 
 def _thin_clips(records: list[tuple], *, frame_interval: int) -> list[tuple]:
