@@ -4,7 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # The CPU build of torch lies on local disk; installing it first keeps pip from pulling a
-# multi-GB CUDA build when the package's own `torch` requirement is resolved.
+# multi-GB CUDA build when the package's own `torch` requirement is resolved. `[all]` brings
+# every optional command (search, TensorBoard, the HOG baseline, export, ...); `dev` the test tools.
 TORCH  ?= torch==2.13.0
 FMNIST := /usr/share/datasets/fashion-mnist
 
@@ -13,11 +14,11 @@ FMNIST := /usr/share/datasets/fashion-mnist
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check $(TORCH)
-	$(PIP) install --quiet --disable-pip-version-check -e .
+	$(PIP) install --quiet --disable-pip-version-check -e '.[all]'
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.installed
-	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet --disable-pip-version-check -e '.[all,dev]'
 	touch $@
 
 setup: $(VENV)/.installed

@@ -13,11 +13,12 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+from torch import nn
 
 from resnetlab.api.assemble import Task
 from resnetlab.api.evaluator import Evaluator, SplitResult
 from resnetlab.config import Config, to_dict
-from resnetlab.data.bundle import Split
+from resnetlab.data.bundle import DataBundle, Split
 from resnetlab.training.run_folder import write_json
 
 
@@ -42,9 +43,11 @@ def write_plots(result: SplitResult, split: Split, task: Task, *, plots_dir: Pat
                                      target=np.asarray(split.targets)[out.index], best_epoch=best_epoch)
 
 
-def write_run_outputs(cfg: Config, run_dir: Path, *, val_split: Split, task: Task, results: dict[str, SplitResult],
-                      history: list[dict[str, Any]], monitor: Any, resources: dict[str, Any], tb: Any) -> None:
-    """A finished training run's metrics.json, final_results.json, plots, TensorBoard figure and report."""
+def write_run_outputs(cfg: Config, run_dir: Path, *, bundle: DataBundle, task: Task, results: dict[str, SplitResult],
+                      history: list[dict[str, Any]], monitor: Any, resources: dict[str, Any], tb: Any,
+                      model: nn.Module) -> None:
+    """A finished training run's metrics.json, final_results.json, plots (with the Grad-CAM grid of the
+    best weights, ``model``), TensorBoard figure and report."""
     from resnetlab.evaluation.report import write_report
 
     metrics: dict[str, Any] = {"best_epoch": monitor.best_epoch, "monitor": monitor.key, "resources": resources}
@@ -57,11 +60,26 @@ def write_run_outputs(cfg: Config, run_dir: Path, *, val_split: Split, task: Tas
         plots_dir = run_dir / "plots"
         plots_dir.mkdir(exist_ok=True)
         if val is not None:
-            write_plots(val, val_split, task, plots_dir=plots_dir, history=history, monitor=monitor.key,
+            write_plots(val, bundle.val, task, plots_dir=plots_dir, history=history, monitor=monitor.key,
                         best_epoch=monitor.best_epoch)
+            if task.kind == "classification":
+                _write_gradcam(plots_dir / "gradcam.png", model, bundle, val.out, patches=bool(cfg.patches.size))
     if tb is not None and val is not None and task.kind == "classification":
         tb.log_figure_confusion(val.detail.confusion, task.class_names, monitor.best_epoch or 0)
     write_report(run_dir)
+
+
+def _write_gradcam(path: Path, model: nn.Module, bundle: DataBundle, out: Any, *, patches: bool) -> None:
+    """The report's Grad-CAM grid of a few right and wrong validation images, with the best weights."""
+    from resnetlab.evaluation import gradcam, plots
+
+    if patches:  # the network sees patches, the report's images are whole: a map of either would mislead
+        plots.plot_message("not drawn for patch-averaged evaluation (patches.size); use resnetlab explain on "
+                           "patch-sized images", title="Grad-CAM", path=path)
+        return
+    features = bundle.val.features[out.index] if bundle.val.features is not None else None
+    gradcam.report_examples(model, np.asarray(bundle.val.images[out.index]), out.targets, out.outputs,
+                            bundle.class_names, mean=bundle.mean, std=bundle.std, path=path, features=features)
 
 
 def final_results(cfg: Config, task: Task, results: dict[str, SplitResult], history: list[dict[str, Any]],

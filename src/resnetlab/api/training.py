@@ -566,8 +566,8 @@ def _report(cfg: Config, run_dir: Path, core: nn.Module, data: RunData, env: Run
                  "device": str(env.device), "num_params": _num_params(core)}
     try:
         if dist.is_main:
-            write_run_outputs(cfg, run_dir, val_split=bundle.val, task=data.task, results=results,
-                              history=list(rows), monitor=monitor, resources=resources, tb=tb)
+            write_run_outputs(cfg, run_dir, bundle=bundle, task=data.task, results=results, history=list(rows),
+                              monitor=monitor, resources=resources, tb=tb, model=core)
             parts.control.progress.line(final_line(run_dir, monitor, results))
     finally:
         if tb is not None:

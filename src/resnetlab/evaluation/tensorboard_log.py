@@ -26,8 +26,8 @@ def _summary_writer_class() -> Any:
     except ImportError as exc:
         if not _warned_missing:
             warnings.warn(
-                f"TensorBoard logging is off: {exc}. Install the 'tensorboard' package "
-                "to enable it.",
+                f"TensorBoard logging is off: {exc}; pip install 'resnetlab[tensorboard]' to enable it "
+                "(or set output.tensorboard=false)",
                 RuntimeWarning,
                 stacklevel=3,
             )

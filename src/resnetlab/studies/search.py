@@ -29,6 +29,7 @@ import yaml
 
 from resnetlab.config import build_config, to_dict
 from resnetlab.errors import UserError, first_line
+from resnetlab.extras import require
 from resnetlab.studies.spec import Param, SearchSpec, changed_settings, check_metric, config_tokens
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def run_search(spec: SearchSpec, *, overrides: Sequence[str] = (), trials: int |
                storage: str | None = None, study_name: str | None = None, retrain: bool = False,
                out: str | Path | None = None, echo: Callable[[str], None] = print) -> SearchOutcome:
     """Work on the search until ``trials`` trials are COMPLETE or PRUNED, then write its report."""
-    import optuna
+    optuna = require("optuna", extra="search", what="resnetlab search")
 
     trials = trials if trials is not None else spec.trials
     if trials is None:
