@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 TORCH  ?= torch==2.13.0
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test setup dev fashion-mnist bench clean
+.PHONY: run test setup dev fashion-mnist postgresql bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,15 @@ fashion-mnist:
 		>/dev/null 2>&1 || echo "note: could not install dataset-fashion-mnist; its tests will skip"; \
 	fi
 
-test: $(VENV)/.dev fashion-mnist
+# Debian's PostgreSQL server for the test of a search shared across machines; quiet, never failing
+# the build (without it that test skips with a reason).
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+		>/dev/null 2>&1 || echo "note: could not install postgresql; the PostgreSQL search test will skip"; \
+	fi
+
+test: $(VENV)/.dev fashion-mnist postgresql
 	$(VENV)/bin/pytest -q
 
 bench: setup fashion-mnist

@@ -52,7 +52,7 @@ def test_training_without_tensorboard_says_which_extra_brings_it(monkeypatch, tm
 def test_every_extra_named_in_an_error_exists_and_all_holds_every_extra():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
-    for name in ("search", "tensorboard", "baseline", "export"):
+    for name in ("search", "tensorboard", "baseline", "export", "mlflow", "postgres"):
         assert extras[name], name
     (everything,) = extras["all"]
     bundled = set(everything.removeprefix("resnetlab[").removesuffix("]").split(","))

@@ -510,17 +510,15 @@ def _record_run(cfg: Config, run_dir: Path, data: RunData, env: RunEnv, core: nn
         "precision": str(env.amp_dtype).replace("torch.", "") if env.amp_dtype else "fp32",
         "channels_last": env.channels_last, "world_size": env.dist.world_size, "num_params": num_params}))
     tb = None
-    if cfg.output.tensorboard:
-        from resnetlab.evaluation.tensorboard_log import TensorBoardLogger
+    if cfg.output.tensorboard or cfg.output.mlflow:  # tb: TensorBoard and/or MLflow
+        from resnetlab.evaluation.tracking import Tracking
 
-        tb = TensorBoardLogger(run_dir / "tensorboard")
-
-        def log_epoch(row: dict[str, Any]) -> None:
-            tb.log_scalars({k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"},
-                           row["epoch"])
-            tb.log_histograms(core, row["epoch"])
-
-        parts.control.on_epoch_end.append(log_epoch)
+        tb = Tracking(run_dir, model=core, params=flatten(to_dict(cfg)), tensorboard=cfg.output.tensorboard,
+                      histograms=cfg.output.histograms, mlflow_uri=cfg.output.mlflow,
+                      experiment=Path(cfg.output.dir).resolve().name)
+        parts.control.on_epoch_end.append(tb.on_epoch)
+        parts.control.on_step.append(tb.on_step)
+        parts.control.log_steps = cfg.output.log_steps
     parts.control.progress.banner(f"resnetlab train → {run_dir}", _banner_rows(
         cfg, bundle, env.device, env.amp_dtype, env.channels_last, num_params, parts.augment, env.dist))
     return tb
@@ -568,6 +566,8 @@ def _report(cfg: Config, run_dir: Path, core: nn.Module, data: RunData, env: Run
         if dist.is_main:
             write_run_outputs(cfg, run_dir, bundle=bundle, task=data.task, results=results, history=list(rows),
                               monitor=monitor, resources=resources, tb=tb, model=core)
+            if tb is not None:
+                tb.finish({name: result.scalars for name, result in results.items()})
             parts.control.progress.line(final_line(run_dir, monitor, results))
     finally:
         if tb is not None:

@@ -41,10 +41,11 @@ def _did_you_mean(source: str) -> str:
 
 
 def _manifest_only(source: str, *, task: str, split_column: str | None, feature_columns: Sequence[str],
-                   group_column: str | None, order_column: str | None) -> None:
+                   group_column: str | None, order_column: str | None, image_root: str | None) -> None:
     """Manifest settings given with another source would be silently ignored: refuse instead."""
     used = [k for k, v in (("split_column", split_column), ("feature_columns", feature_columns),
-                           ("group_column", group_column), ("order_column", order_column)) if v]
+                           ("group_column", group_column), ("order_column", order_column),
+                           ("image_root", image_root)) if v]
     if task == "regression":
         raise UserError(f"data.task=regression needs a CSV manifest with a numeric data.label_column; "
                         f"data.source={source} holds classes")
@@ -56,20 +57,22 @@ def _manifest_only(source: str, *, task: str, split_column: str | None, feature_
 def open_source(source: str, *, dir: str | None = None, download: bool = True, task: str = "classification",
                 image_column: str = "image", label_column: str = "label", split_column: str | None = None,
                 feature_columns: Sequence[str] = (), group_column: str | None = None,
-                order_column: str | None = None, frame_interval: int = 1,
+                order_column: str | None = None, frame_interval: int = 1, image_root: str | None = None,
                 log: Callable[[str], None] = print) -> Catalog:
-    """The catalog of ``source``: a built-in name, an image folder or a .csv manifest."""
+    """The catalog of ``source``: a built-in name, an image folder or a .csv manifest (whose relative
+    image paths start at ``image_root``, by default the CSV's folder)."""
     source = source.strip()
     path = Path(source).expanduser()
     if source in BUILTINS or path.is_dir():
         _manifest_only(source, task=task, split_column=split_column, feature_columns=feature_columns,
-                       group_column=group_column, order_column=order_column)
+                       group_column=group_column, order_column=order_column, image_root=image_root)
         return load_builtin(source, data_dir=dir, download_ok=download, log=log) if source in BUILTINS \
             else scan_folder(path)
     if path.suffix.lower() == ".csv" and path.is_file():
         return read_manifest(path, task=task, image_column=image_column, label_column=label_column,
                              split_column=split_column, feature_columns=list(feature_columns),
-                             group_column=group_column, order_column=order_column, frame_interval=frame_interval)
+                             group_column=group_column, order_column=order_column, frame_interval=frame_interval,
+                             image_root=Path(image_root).expanduser() if image_root else None)
     if path.exists():
         raise UserError(f"data.source: {source} is a file but not a .csv manifest; {_GIVE}")
     raise UserError(f"data.source: {source} not found{_did_you_mean(source)}; {_GIVE}")
@@ -123,14 +126,16 @@ def load_data(source: str = "digits", *, dir: str | None = None, download: bool 
               val_ratio: float = 0.1, test_ratio: float = 0.1, split_seed: int = 0, subset: int | None = None,
               image_column: str = "image", label_column: str = "label", split_column: str | None = None,
               feature_columns: Sequence[str] = (), group_column: str | None = None, order_column: str | None = None,
-              frame_interval: int = 1, normalize_target: bool = True, on_bad_file: str = "skip",
+              frame_interval: int = 1, image_root: str | None = None, normalize_target: bool = True,
+              on_bad_file: str = "skip",
               cache: str = "auto", cache_dir: str | None = None, mean: Sequence[float] | None = None,
               std: Sequence[float] | None = None, workers: int = 0,
               log: Callable[[str], None] = print) -> DataBundle:
     """Load, split, decode (or read from the cache) and describe the images of ``source``.
 
     ``source`` is a built-in name, an image folder or a CSV manifest (whose columns the
-    ``*_column`` arguments name). Splits the source does not fix take ``val_ratio`` and
+    ``*_column`` arguments name, and whose relative image paths start at ``image_root``). Splits the
+    source does not fix take ``val_ratio`` and
     ``test_ratio`` (seeded by ``split_seed``); ``subset`` caps the training images. Images are
     decoded at ``image_size`` with ``channels`` (default: the source's) through the ``cache``
     (memory, disk or auto, under ``cache_dir``); ``on_bad_file`` skips or refuses unreadable
@@ -139,7 +144,7 @@ def load_data(source: str = "digits", *, dir: str | None = None, download: bool 
     catalog = open_source(source, dir=dir, download=download, task=task, image_column=image_column,
                           label_column=label_column, split_column=split_column, feature_columns=feature_columns,
                           group_column=group_column, order_column=order_column, frame_interval=frame_interval,
-                          log=log)
+                          image_root=image_root, log=log)
     if on_bad_file == "error" and catalog.skipped:
         raise decode.bad_file_error(catalog.skipped[0])
     classify = task == "classification"

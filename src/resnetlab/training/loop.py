@@ -117,6 +117,10 @@ class Control:
     progress: ProgressReporter = field(default_factory=lambda: ProgressReporter(enabled=False))
     stop: StopRequest = field(default_factory=StopRequest)
     on_epoch_end: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    # Every log_steps optimizer steps: on_step(step, loss of the step's last micro-batch, lr). Costs one
+    # host-device sync per call (free on the CPU), none between calls.
+    on_step: list[Callable[[int, float, float], None]] = field(default_factory=list)
+    log_steps: int = 0
 
 
 @dataclass
@@ -219,26 +223,34 @@ def _train_epoch(p: TrainParts, state: LoopState, e: _Epoch) -> None:
         count = min(acc, e.micro_batches - first)
         done = first + count
         e.lr = e.schedule.lr(e.first_step + first // acc)
+        c = p.control
+        log_step = c.log_steps > 0 and bool(c.on_step) and (state.step + 1) % c.log_steps == 0
         check = (state.step % sync_every == 0 or done == e.micro_batches or p.rules.checkpoint_steps > 0
-                 or p.control.stop.requested is not None)
-        _accumulate(p, state, e, itertools.islice(batches, count), count=count, check=check)
+                 or c.stop.requested is not None or log_step)
+        loss = _accumulate(p, state, e, itertools.islice(batches, count), count=count, check=check)
         set_lr(p.optimizer, e.lr)
         _step(p, keep_grads=done == e.micro_batches)
         state.step += 1
         if check:
             rate = state.seen / max(time.perf_counter() - e.started, 1e-9)
             per_micro = (time.perf_counter() - local_start) / max(1, done - resumed_at)
-            p.control.progress.update(done, loss=e.running.item() / max(1, state.seen),  # sync point
-                                      images_per_s=rate, eta_s=(e.micro_batches - done) * per_micro)
+            c.progress.update(done, loss=e.running.item() / max(1, state.seen),  # sync point
+                              images_per_s=rate, eta_s=(e.micro_batches - done) * per_micro)
+        if log_step:
+            step_loss = float(loss.detach())  # already synced by the check above
+            for hook in c.on_step:
+                hook(state.step, step_loss, e.lr)
         _maybe_save_or_stop(p, state, e, done, sync_every)
     next(batches, None)  # let the loader close its epoch (it moves on to the next one by itself)
     p.control.progress.end_epoch()
 
 
 def _accumulate(p: TrainParts, state: LoopState, e: _Epoch, batches: Iterator[Batch], *, count: int,
-                check: bool) -> None:
-    """Forward and backward over one step's micro-batches; gradients add up, scaled by 1/accumulate."""
+                check: bool) -> torch.Tensor:
+    """Forward and backward over one step's micro-batches; gradients add up, scaled by 1/accumulate.
+    Returns the last micro-batch's loss."""
     c = p.compute
+    loss = torch.zeros(())
     for i, batch in enumerate(batches):
         last = i == count - 1
         images, targets = p.augment(batch.images, batch.targets)
@@ -256,6 +268,7 @@ def _accumulate(p: TrainParts, state: LoopState, e: _Epoch, batches: Iterator[Ba
             (c.scaler.scale(scaled) if c.scaler else scaled).backward()
         e.running += loss.detach() * len(batch.index)
         state.seen += len(batch.index)
+    return loss
 
 
 def _maybe_save_or_stop(p: TrainParts, state: LoopState, e: _Epoch, done: int, sync_every: int) -> None:
