@@ -73,6 +73,7 @@ from resnetlab.training.run_folder import (
     write_data_record,
     write_json,
 )
+from resnetlab.training.threads import start_threads
 from resnetlab.training.signals import Interrupted, StopRequest
 
 
@@ -412,6 +413,8 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
 
     # ---- record what this run is
     tb = None
+    # The thread count is chosen here, after loading, when only other processes keep the cores busy.
+    threads = start_threads(cfg.train.threads, device=device, log=progress.line, world_size=dist.world_size)
     if dist.is_main:
         save_config(cfg, run_dir / "config.yaml")
         write_data_record(run_dir, bundle)
@@ -440,7 +443,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
                        device=device, amp_dtype=amp_dtype, scaler=scaler, channels_last=channels_last,
                        accumulate=cfg.train.accumulate, grad_clip=cfg.train.grad_clip,
                        checkpoint_steps=cfg.train.checkpoint_steps, uses_features=uses_features,
-                       on_epoch_end=hooks)
+                       on_epoch_end=hooks, on_step=[threads.step_done] if threads else [])
     try:
         with StopRequest() as stop:
             if dist.enabled:  # a signal to any process stops them all at the same step

@@ -220,7 +220,7 @@ def _sequential(todo: list[PlannedRun], progress: _Progress, outcome: StudyOutco
 
 
 def _parallel(todo: list[PlannedRun], jobs: int, progress: _Progress, outcome: StudyOutcome) -> None:
-    threads = max(1, _cores() // jobs)
+    threads = job_threads(jobs)
     pending = deque(todo)
     running: dict[subprocess.Popen, tuple[PlannedRun, float]] = {}
     previous = _raise_on_sigterm()
@@ -370,11 +370,12 @@ def _raise_on_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, handler)
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+def job_threads(jobs: int) -> int:
+    """Threads for each of ``jobs`` parallel runs: the cores free now, split so that together they
+    never ask for more (oversubscribed OpenMP threads wait on each other at every operation)."""
+    from resnetlab.training.threads import free_cores
+
+    return max(1, free_cores() // jobs)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -95,6 +95,7 @@ class TrainParts:
     uses_features: bool = False
     stop: StopRequest = field(default_factory=StopRequest)
     on_epoch_end: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    on_step: list[Callable[[], None]] = field(default_factory=list)  # after each optimizer step
 
 
 def fit(parts: TrainParts, state: LoopState | None = None) -> LoopState:
@@ -167,6 +168,8 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
                 set_lr(p.optimizer, lr)
                 _step(p, keep_grads=micro == micro_per_epoch)
                 state.step += 1
+                for hook in p.on_step:
+                    hook()
                 if check:
                     mean_loss = running.item() / max(1, state.seen)  # sync point
                     rate = state.seen / max(time.perf_counter() - started, 1e-9)
