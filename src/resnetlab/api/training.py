@@ -37,6 +37,7 @@ from resnetlab.config import Config, build_config, flatten, save_config, to_dict
 from resnetlab.data.augment import BatchAugment, normalize
 from resnetlab.data.bundle import DataBundle, Split
 from resnetlab.data.sources import load_data
+from resnetlab.config.lr_rule import with_auto_lr
 from resnetlab.errors import UserError
 from resnetlab.evaluation.inference import run_model
 from resnetlab.models import freeze
@@ -106,6 +107,7 @@ def train(config: Config | Sequence[str] | None = None, *, overrides: Sequence[s
     # Built again even from a Config object: one edited in Python (cfg.optim.lr = -5) gets the same
     # one-line check as an override, before any data is loaded.
     cfg = build_config(overrides, base=to_dict(config) if config is not None else None)
+    cfg, lr_note = with_auto_lr(cfg)
     if cfg.model.name == BASELINE_MODEL:
         return _fit_baseline(cfg)
     validate_config(cfg)
@@ -127,7 +129,8 @@ def train(config: Config | Sequence[str] | None = None, *, overrides: Sequence[s
         while True:
             try:
                 return _train(cfg, run_dir=run_dir, resume_from=resume_from, device=device, amp_dtype=amp_dtype,
-                              channels_last=channels_last, dist=dist, progress=progress, callbacks=callbacks)
+                              channels_last=channels_last, dist=dist, progress=progress, callbacks=callbacks,
+                              lr_note=lr_note)
             except OutOfMemory:
                 if not cfg.train.auto_batch or cfg.train.batch_size < 2 or resume_from is not None or dist.enabled:
                     raise
@@ -287,7 +290,8 @@ def _run_dir(cfg: Config, dist: DistInfo) -> tuple[Path, Path | None]:
 
 def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torch.device,
            amp_dtype: torch.dtype | None, channels_last: bool, dist: DistInfo,
-           progress: ProgressReporter, callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainResult:
+           progress: ProgressReporter, callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+           lr_note: str = "") -> TrainResult:
     wall_start = time.perf_counter()
     bundle = load_data(cfg.data, log=progress.line)
     task = Task(cfg.data.task, bundle.class_names, bundle.target_stats)
@@ -426,7 +430,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
 
             tb = TensorBoardLogger(run_dir / "tensorboard")
         progress.banner(f"resnetlab train → {run_dir}", _banner_rows(cfg, bundle, device, amp_dtype, channels_last,
-                                                                     num_params, augment, dist))
+                                                                     num_params, augment, dist, lr_note))
 
     hooks = list(callbacks)
     if tb is not None:
@@ -493,7 +497,8 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
 
 
 def _banner_rows(cfg: Config, bundle: DataBundle, device: torch.device, amp_dtype: torch.dtype | None,
-                 channels_last: bool, num_params: int, augment: BatchAugment, dist: DistInfo) -> list[tuple[str, str]]:
+                 channels_last: bool, num_params: int, augment: BatchAugment, dist: DistInfo,
+                 lr_note: str = "") -> list[tuple[str, str]]:
     test = len(bundle.test) if bundle.test is not None else 0
     precision = str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32"
     stages = " → ".join(f"{s.epochs} ep freeze={s.freeze} lr={s.lr:g}" for s in stage_plans(cfg))
@@ -506,8 +511,8 @@ def _banner_rows(cfg: Config, bundle: DataBundle, device: torch.device, amp_dtyp
                  f"{bundle.channels}x{bundle.image_size}x{bundle.image_size}, "
                  f"{targets}, {len(bundle.skipped)} skipped"),
         ("model", f"{m.name} ({num_params:,} params), stem {m.stem}, {start}" + _variant_words(cfg)),
-        ("optim", f"{cfg.optim.name} lr {cfg.optim.lr:g} wd {cfg.optim.weight_decay:g}, schedule {cfg.schedule.name} "
-                  f"(warmup {cfg.schedule.warmup_epochs:g} ep)"),
+        ("optim", f"{cfg.optim.name} lr {cfg.optim.lr:g}{f' = {lr_note}' if lr_note else ''}, "
+                  f"wd {cfg.optim.weight_decay:g}, schedule {cfg.schedule.name} (warmup {cfg.schedule.warmup_epochs:g} ep)"),
         ("train", f"{stages}, batch {cfg.train.batch_size}x{cfg.train.accumulate}, monitor {monitor_key(cfg)}, "
                   f"early stop {cfg.train.early_stopping or 'off'}"),
         ("augment", augment.summary()),

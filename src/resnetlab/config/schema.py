@@ -136,7 +136,8 @@ class PatchConfig(_Strict):
 @dataclass
 class OptimConfig(_Strict):
     name: str = opt("sgd", "optimizer", choices=("sgd", "adam", "adamw"))
-    lr: float = opt(0.1, "peak learning rate", min=0.0)
+    lr: float | None = opt(None, "peak learning rate (default: scaled with the batch: SGD 0.1 per 256 images, "
+                                 "Adam/AdamW 1e-3 at 256 times the square root of batch/256)", min=0.0)
     momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
     nesterov: bool = opt(False, "Nesterov momentum for SGD")
     betas: list[float] = opt(lambda: [0.9, 0.999], "Adam/AdamW betas", factory=True)
