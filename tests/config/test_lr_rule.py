@@ -44,3 +44,9 @@ def test_unset_lr_is_none_in_the_schema_and_a_negative_one_is_refused():
 
     with pytest.raises(UserError, match="optim.lr"):
         build_config(["optim.lr=-1"])
+
+
+def test_regression_clips_the_gradient_unless_told_otherwise():
+    assert with_auto_lr(build_config(["data.task=regression"]))[0].train.grad_clip == 1.0
+    assert with_auto_lr(build_config([]))[0].train.grad_clip == 0.0
+    assert with_auto_lr(build_config(["data.task=regression", "train.grad_clip=0"]))[0].train.grad_clip == 0.0

@@ -177,7 +177,8 @@ class TrainConfig(_Strict):
     balanced_sampler: bool = opt(False, "sample classes uniformly instead of by frequency")
     mpca_loss: float = opt(0.0, "weight of the soft mean-per-class-accuracy term (seed 001 loss)", min=0.0)
     accuracy_loss: float = opt(0.0, "weight of the soft accuracy term (seed 001 loss)", min=0.0)
-    grad_clip: float = opt(0.0, "clip the gradient norm to this value (0: off)", min=0.0)
+    grad_clip: float | None = opt(None, "clip the gradient norm to this value (0: off; default: 1.0 for "
+                                        "regression, off for classification)", min=0.0)
     monitor: str = opt("val/accuracy", "metric that picks the best checkpoint and drives early stopping")
     monitor_mode: str = opt("auto", "max, min, or auto (min for losses and errors)", choices=("auto", "max", "min"))
     early_stopping: int = opt(0, "stop after this many epochs without improvement (0: off)", min=0)
