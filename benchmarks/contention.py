@@ -95,8 +95,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=24, help="optimizer steps per phase")
     parser.add_argument("--rounds", type=int, default=2, help="idle/contended pairs per worker")
     parser.add_argument("--quick", action="store_true", help="ResNet-20 cases only")
+    parser.add_argument("--markdown", action="store_true", help="print the README table from the saved JSON")
     parser.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads((RESULTS / "contention.json").read_text())))
+        return
     if args.worker:
         side, model, size, batch, precision, steps, pid = args.worker
         worker(side, model, int(size), int(batch), precision, int(steps), args.rounds, int(pid))
@@ -130,6 +134,24 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "contention.json").write_text(json.dumps({"machine": info, "steps": args.steps,
                                                          "rounds": args.rounds, "rows": rows}, indent=1) + "\n")
+
+
+def markdown(saved: dict) -> str:
+    """The README's table: img/s without and with the busy process, and the ratios."""
+    lines = ["| case | plain idle | plain contended | resnetlab idle | resnetlab contended | resnetlab/plain, idle "
+             "| resnetlab/plain, contended |", "|---|---|---|---|---|---|---|"]
+    for row in saved["rows"]:
+        p, r = row["plain"], row["resnetlab"]
+        lines.append(f"| {row['model']}@{row['size']} b{row['batch']} {row['precision']} | {p['idle']:.1f} | "
+                     f"{p['contended']:.1f} ({p['contended'] / p['idle']:.0%}) | {r['idle']:.1f} | "
+                     f"{r['contended']:.1f} ({r['contended'] / r['idle']:.0%}) | {r['idle'] / p['idle']:.2f}x | "
+                     f"{r['contended'] / p['contended']:.2f}x |")
+    m = saved["machine"]
+    lines.append(f"\n{m['cpu']}, {m['cores']} cores, torch {m['torch']}; load average (1, 5, 15 min) "
+                 f"{', '.join(f'{x:.1f}' for x in m['load_average'])} before and "
+                 f"{', '.join(f'{x:.1f}' for x in m['load_average_after'])} after; {saved['steps']} steps "
+                 f"per phase, {saved['rounds']} round(s).")
+    return "\n".join(lines)
 
 
 def _line(row: dict) -> str:
