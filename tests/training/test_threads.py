@@ -103,3 +103,22 @@ def test_a_users_own_openmp_setting_wins():
 def test_the_cli_entry_sets_the_wait_policy_before_torch_loads():
     code = "import resnetlab.cli.main, os, sys; print(os.environ.get('OMP_WAIT_POLICY'))"
     assert run_python(code, {}) == "PASSIVE"
+
+
+def test_a_training_run_with_automatic_threads_starts_at_the_free_cores_and_times_every_step(tmp_path, monkeypatch):
+    import resnetlab
+    from resnetlab.training import threads
+
+    monkeypatch.setattr(threads, "free_cores", lambda: 1)
+    monkeypatch.setattr(threads, "physical_cores", lambda: 2)
+    steps: list[int] = []
+    monkeypatch.setattr(ThreadController, "step_done", lambda self: steps.append(self.threads))
+    before = torch.get_num_threads()
+    try:
+        result = resnetlab.train(["preset=test", "train.threads=0", "train.epochs=2", f"output.dir={tmp_path}"])
+    finally:
+        torch.set_num_threads(before)
+    log = (result.run_dir / "train.log").read_text()
+    assert "threads: 1 of 2 cores are free now" in log
+    # preset test: 128 training images (data.subset) at batch 32, two epochs: one call per optimizer step
+    assert steps == [1] * 8
