@@ -19,7 +19,7 @@ if not any(name in os.environ for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", 
 
 __version__ = "0.1.0"
 
-_API = ("train", "evaluate", "predict", "summary", "TrainResult", "build_model")
+_API = ("train", "evaluate", "predict", "summary", "export", "explain", "TrainResult", "build_model")
 
 
 def __getattr__(name: str) -> Any:

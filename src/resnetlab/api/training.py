@@ -486,7 +486,7 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
                  "peak_rss_mb": round(peak_rss_mb(), 1), "peak_device_mb": peak_device_mb(device),
                  "device": str(device), "num_params": num_params}
     if dist.is_main:
-        _write_outputs(cfg, run_dir, bundle, task, results, history, monitor, resources, tb)
+        _write_outputs(cfg, run_dir, bundle, task, results, history, monitor, resources, tb, core)
         progress.line(_final_line(run_dir, monitor, results))
     if tb is not None:
         tb.close()
@@ -544,7 +544,7 @@ def _final_line(run_dir: Path, monitor: Monitor, results: dict[str, Any]) -> str
 
 
 def _write_outputs(cfg: Config, run_dir: Path, bundle: DataBundle, task: Task, results: dict[str, Any],
-                   history: History, monitor: Monitor, resources: dict[str, Any], tb: Any) -> None:
+                   history: History, monitor: Monitor, resources: dict[str, Any], tb: Any, model: nn.Module) -> None:
     from resnetlab.evaluation.report import write_report
 
     metrics: dict[str, Any] = {"best_epoch": monitor.best_epoch, "monitor": monitor.key, "resources": resources}
@@ -563,15 +563,29 @@ def _write_outputs(cfg: Config, run_dir: Path, bundle: DataBundle, task: Task, r
         "best_epoch": monitor.best_epoch, "monitor": monitor.key, "monitor_best": monitor.best,
         "config": to_dict(cfg)})
     if cfg.output.plots:
-        _write_plots(run_dir, bundle, task, val, history, monitor)
+        _write_plots(run_dir, bundle, task, val, history, monitor, model, patches=bool(cfg.patches.size))
     if tb is not None and val is not None and task.kind == "classification":
         tb.log_figure_confusion(val[2].confusion, bundle.class_names, monitor.best_epoch or 0)
     write_report(run_dir)
 
 
 
+def _write_gradcam(path: Path, model: nn.Module, bundle: DataBundle, out: Any, *, patches: bool) -> None:
+    """The report's Grad-CAM grid of a few right and wrong validation images, with the best weights."""
+    from resnetlab.evaluation import gradcam, plots
+
+    if patches:  # the network sees patches, the report's images are whole: a map of either would mislead
+        plots.plot_message("not drawn for patch-averaged evaluation (patches.size); use resnetlab explain on "
+                           "patch-sized images", title="Grad-CAM", path=path)
+        return
+    features = bundle.val.features[out.index] if bundle.val.features is not None else None
+    gradcam.report_examples(model, np.asarray(bundle.val.images[out.index]), out.targets, out.outputs,
+                            bundle.class_names, mean=bundle.mean, std=bundle.std, path=path, features=features)
+
+
+
 def _write_plots(run_dir: Path, bundle: DataBundle, task: Task, val: Any, history: History,
-                 monitor: Monitor) -> None:
+                 monitor: Monitor, model: nn.Module, *, patches: bool) -> None:
     from resnetlab.evaluation import plots
 
     plots_dir = run_dir / "plots"
@@ -584,6 +598,7 @@ def _write_plots(run_dir: Path, bundle: DataBundle, task: Task, val: Any, histor
         plots.write_classification_plots(detail, history.rows, monitor=monitor.key, plots_dir=plots_dir,
                                          images=np.asarray(bundle.val.images[out.index]), probs=probs,
                                          targets=out.targets, best_epoch=monitor.best_epoch)
+        _write_gradcam(plots_dir / "gradcam.png", model, bundle, out, patches=patches)
     else:
         plots.write_regression_plots(history.rows, monitor=monitor.key, plots_dir=plots_dir, pred=detail,
                                      target=np.asarray(bundle.val.targets)[out.index],

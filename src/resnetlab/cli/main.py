@@ -11,7 +11,7 @@ import traceback
 from typing import Any, NoReturn, Sequence
 
 from resnetlab import __version__
-from resnetlab.cli import baseline_commands, commands, study_commands
+from resnetlab.cli import baseline_commands, commands, export_commands, study_commands
 from resnetlab.errors import UserError, first_line
 
 COMPILE_HELP = "torch.compile the model: up to a minute to start, then faster (for many images)"
@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.evaluate)
 
     p = sub.add_parser("predict", help="predict images and write a CSV (id,label,probabilities)")
-    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT",
+                   help="a run folder, a .pt checkpoint, or an .onnx file from resnetlab export (run by ONNX Runtime)")
     p.add_argument("inputs", metavar="IMAGES_OR_FOLDER", nargs="+",
                    help="a folder, a glob, image files or a CSV of paths")
     p.add_argument("--out", default="predictions.csv")
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     study_commands.register(sub, common)
     baseline_commands.register(sub, common)
+    export_commands.register(sub, common)
     return parser
 
 
@@ -113,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # overrides or inputs given after an option: "eval RUN --split test data.source=x"
-        rest = next((n for n in ("overrides", "inputs", "runs") if isinstance(getattr(args, n, None), list)), None)
+        rest = next((n for n in ("overrides", "inputs", "runs", "images") if isinstance(getattr(args, n, None), list)), None)
         if rest is None or any(token.startswith("-") for token in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         getattr(args, rest).extend(extra)
