@@ -67,7 +67,7 @@ class ThreadController:
     epoch's evaluation from counting.
     """
 
-    def __init__(self, start: int, *, maximum: int, period: int = 60, max_period: int = 960, trial: int = 6,
+    def __init__(self, start: int, *, maximum: int, period: int = 60, max_period: int = 960, trial: int = 4,
                  warmup: int = 3, margin: float = 0.08, watch: float = 0.3, log: Callable[[str], None] = print,
                  set_threads: Callable[[int], None] = torch.set_num_threads,
                  clock: Callable[[], float] = time.perf_counter) -> None:
