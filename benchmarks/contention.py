@@ -95,11 +95,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=24, help="optimizer steps per phase")
     parser.add_argument("--rounds", type=int, default=2, help="idle/contended pairs per worker")
     parser.add_argument("--quick", action="store_true", help="ResNet-20 cases only")
-    parser.add_argument("--markdown", action="store_true", help="print the README table from the saved JSON")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="only the cases at this precision")
+    parser.add_argument("--markdown", action="store_true", help="print the README table from the saved JSON "
+                        "(contention.json, or contention_<precision>.json with --precision)")
     parser.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.markdown:
-        print(markdown(json.loads((RESULTS / "contention.json").read_text())))
+        name = f"contention{'_' + args.precision if args.precision else ''}.json"
+        print(markdown(json.loads((RESULTS / name).read_text())))
         return
     if args.worker:
         side, model, size, batch, precision, steps, pid = args.worker
@@ -115,7 +118,8 @@ def main() -> None:
                                                             "OMP_NUM_THREADS")}
     rows = []
     try:
-        for model, size, batch, precision in CASES[:2] if args.quick else CASES:
+        cases = [c for c in CASES if (not args.quick or c[0] == "resnet20") and args.precision in (None, c[3])]
+        for model, size, batch, precision in cases:
             row = {"model": model, "size": size, "batch": batch, "precision": precision}
             for side in ("plain", "resnetlab"):
                 out = subprocess.run([sys.executable, __file__, "--rounds", str(args.rounds), "--worker", side, model,
@@ -132,7 +136,7 @@ def main() -> None:
     info["load_average_after"] = os.getloadavg()
     print(f"load average after {' '.join(f'{x:.2f}' for x in info['load_average_after'])}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "contention.json").write_text(json.dumps({"machine": info, "steps": args.steps,
+    (RESULTS / f"contention{'_' + args.precision if args.precision else ''}.json").write_text(json.dumps({"machine": info, "steps": args.steps,
                                                          "rounds": args.rounds, "rows": rows}, indent=1) + "\n")
 
 

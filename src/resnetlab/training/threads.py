@@ -2,9 +2,10 @@
 
 PyTorch's CPU kernels split every operation across its OpenMP threads and wait at the end for the
 slowest. When another process takes one of the cores, the thread running there is preempted and all
-the others wait for it at every operation: on a 2-core machine beside one busy process, ResNet-20 at
-two threads fell to a tenth of its idle speed, while one thread kept about half (measured with
-benchmarks/contention.py). Two measures work together:
+the others wait for it at every operation: on this project's 2-core machine beside one busy process,
+ResNet-20 (32 px, batch 128, fp32) at two threads fell from 494 to 46 img/s, while at one thread it
+still did 157 (a one-off measurement on a machine shared with other jobs; benchmarks/contention.py
+measures it in one run). Two measures work together:
 
 - the OpenMP wait policy is set to PASSIVE before torch loads (``resnetlab/__init__.py``), so threads
   waiting at a barrier sleep instead of spinning on the cores the other process needs;
