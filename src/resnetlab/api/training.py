@@ -425,20 +425,18 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
         write_json(run_dir / "provenance.json", provenance(device=device, data_hash=bundle.data_hash, extra={
             "precision": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
             "channels_last": channels_last, "world_size": dist.world_size, "num_params": num_params}))
-        if cfg.output.tensorboard:
-            from resnetlab.evaluation.tensorboard_log import TensorBoardLogger
+        if cfg.output.tensorboard or cfg.output.mlflow:  # tb: TensorBoard and/or MLflow
+            from resnetlab.evaluation.tracking import Tracking
 
-            tb = TensorBoardLogger(run_dir / "tensorboard")
+            tb = Tracking(run_dir, model=core, params=flatten(to_dict(cfg)), tensorboard=cfg.output.tensorboard,
+                          histograms=cfg.output.histograms, mlflow_uri=cfg.output.mlflow,
+                          experiment=Path(cfg.output.dir).resolve().name)
         progress.banner(f"resnetlab train → {run_dir}", _banner_rows(cfg, bundle, device, amp_dtype, channels_last,
                                                                      num_params, augment, dist, lr_note))
 
     hooks = list(callbacks)
     if tb is not None:
-        def log_epoch(row: dict[str, Any]) -> None:
-            tb.log_scalars({k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"},
-                           row["epoch"])
-            tb.log_histograms(core, row["epoch"])
-        hooks.append(log_epoch)
+        hooks.append(tb.on_epoch)
 
     parts = TrainParts(model=runner, loader=train_loader, augment=augment, loss_fn=loss_fn, optimizer=optimizer,
                        schedule=cfg.schedule, stages=stages, evaluate=evaluate_val, monitor=monitor,
@@ -447,7 +445,8 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
                        device=device, amp_dtype=amp_dtype, scaler=scaler, channels_last=channels_last,
                        accumulate=cfg.train.accumulate, grad_clip=cfg.train.grad_clip,
                        checkpoint_steps=cfg.train.checkpoint_steps, uses_features=uses_features,
-                       on_epoch_end=hooks, on_step=[threads.step_done] if threads else [])
+                       on_epoch_end=hooks, on_step=[tb.on_step] if tb is not None else [],
+                       log_steps=cfg.output.log_steps, after_step=[threads.step_done] if threads else [])
     try:
         with StopRequest() as stop:
             if dist.enabled:  # a signal to any process stops them all at the same step
@@ -487,6 +486,8 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
                  "device": str(device), "num_params": num_params}
     if dist.is_main:
         _write_outputs(cfg, run_dir, bundle, task, results, history, monitor, resources, tb, core)
+        if tb is not None:
+            tb.finish({name: result[1] for name, result in results.items()})
         progress.line(_final_line(run_dir, monitor, results))
     if tb is not None:
         tb.close()

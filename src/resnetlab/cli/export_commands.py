@@ -20,8 +20,10 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
                          "in TorchScript and pt2, the header and a JSON beside safetensors). The file is read back "
                          "and checked against the PyTorch model on validation images of the run's data. Needs "
                          "pip install 'resnetlab[export]'.",
-             epilog="example: resnetlab export runs/quick --format onnx, then "
-                    "resnetlab predict runs/quick/export/quick.onnx photos/")
+             epilog="examples:\n"
+                    "  resnetlab export runs/quick --format onnx\n"
+                    "  resnetlab predict runs/quick/export/quick.onnx photos/\n"
+                    "  resnetlab export runs/quick --format safetensors --out deploy/")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder (its best.pt) or a .pt checkpoint")
     p.add_argument("--format", choices=FORMATS, default="onnx", help="file format (default onnx)")
     p.add_argument("--out", metavar="PATH",
@@ -34,7 +36,9 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
                          "class and, when known, the true one (from the run's labels, or a folder named like a "
                          "class). Writes one PNG per image and gradcam_grid.png. Without images, explains the "
                          "first validation images of the run's data.",
-             epilog="example: resnetlab explain runs/quick photos/cat.jpg photos/dog.jpg --out why/")
+             epilog="examples:\n"
+                    "  resnetlab explain runs/quick photos/cat.jpg photos/dog.jpg --out why/\n"
+                    "  resnetlab explain runs/quick --count 16 --layer layer3")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder (its best.pt) or a .pt checkpoint")
     p.add_argument("images", metavar="IMAGES", nargs="*",
                    help="image files, folders, globs in quotes or CSVs of paths (default: validation images)")

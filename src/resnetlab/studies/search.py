@@ -29,6 +29,7 @@ import yaml
 
 from resnetlab.config import build_config, to_dict
 from resnetlab.errors import UserError, first_line
+from resnetlab.extras import install_hint, require
 from resnetlab.studies.spec import Param, SearchSpec, changed_settings, check_metric, config_tokens
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def run_search(spec: SearchSpec, *, overrides: Sequence[str] = (), trials: int |
                storage: str | None = None, study_name: str | None = None, retrain: bool = False,
                out: str | Path | None = None, echo: Callable[[str], None] = print) -> SearchOutcome:
     """Work on the search until ``trials`` trials are COMPLETE or PRUNED, then write its report."""
-    import optuna
+    optuna = require("optuna", extra="search", what="resnetlab search")
 
     trials = trials if trials is not None else spec.trials
     if trials is None:
@@ -131,7 +132,8 @@ def check_search(spec: SearchSpec, *, overrides: Sequence[str] = ()) -> None:
 
 
 # Keys that may differ between workers (other machines, other cores) without changing what a trial learns.
-LOCAL_KEYS = ("output.dir", "output.name", "output.progress", "output.tensorboard", "train.resume",
+LOCAL_KEYS = ("output.dir", "output.name", "output.progress", "output.tensorboard", "output.histograms",
+              "output.log_steps", "output.mlflow", "train.resume",
               "train.threads", "train.device", "data.dir", "data.cache_dir", "data.workers")
 
 
@@ -169,8 +171,12 @@ def open_storage(url: str) -> Any:
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
             last = exc
             time.sleep(0.5 + attempt)
-        except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as exc:
-            # e.g. an unknown scheme, or a database driver that is not installed (psycopg2 for postgresql)
+        except ImportError as exc:  # the database's driver (psycopg for postgresql://)
+            hint = install_hint("postgres") if url.startswith("postgresql") else "install its driver"
+            raise UserError(f"--storage {url}: its database driver is not installed ({first_line(exc)}); "
+                            f"{hint}") from None
+        except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+            # e.g. an unknown scheme
             raise UserError(f"--storage {url}: SQLAlchemy cannot open it ({first_line(exc)}); use a database URL "
                             "such as sqlite:///runs/search.db or postgresql://user@host/db, with its driver "
                             "installed") from None
