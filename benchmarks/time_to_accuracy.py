@@ -63,7 +63,7 @@ def plain_reference(budget_s: float, seed: int, subset: int | None = None) -> tu
     xt = torch.from_numpy(read_idx(FMNIST / "t10k-images-idx3-ubyte.gz").copy())
     yt = torch.from_numpy(read_idx(FMNIST / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
     mean, std = x.float().mean() / 255, x.float().std() / 255
-    prep = lambda images: ((images.float() / 255 - mean) / std).unsqueeze(1)  # noqa: E731
+    prep = lambda images: ((images.float() / 255 - mean) / std).unsqueeze(1)
     dtype = torch.bfloat16 if _cpu_has_bf16() else None
     model = create_model("resnet20", num_classes=10, stem="cifar", in_channels=1)
     opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4)

@@ -5,8 +5,12 @@ else is a bug and keeps its traceback.
 """
 
 
-class UserError(Exception):
-    """A bad input: the message names the key, file or value and what to do about it."""
+class UserError(ValueError):
+    """A bad input: the message names the key, file or value and what to do about it.
+
+    A ValueError, so library code that raises it is caught like any other bad argument by
+    callers that do not know the command line.
+    """
 
 
 def first_line(exc: BaseException) -> str:

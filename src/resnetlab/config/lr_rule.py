@@ -46,3 +46,10 @@ def with_auto_lr(cfg: Config) -> tuple[Config, str]:
     lr, formula = auto_lr(cfg.optim.name, cfg.train.batch_size * cfg.train.accumulate)
     optim = dataclasses.replace(cfg.optim, lr=lr)
     return dataclasses.replace(cfg, optim=optim), f"{formula}; set optim.lr to override"
+
+
+def lr_words(cfg: Config) -> str:
+    """" = 0.1 × 32/256, linear scaling; set optim.lr to override" when ``optim.lr`` is the batch-scaled
+    default (a filled-in config no longer says whether it was set; equal values read the same), else ""."""
+    lr, formula = auto_lr(cfg.optim.name, cfg.train.batch_size * cfg.train.accumulate)
+    return f" = {formula}; set optim.lr to override" if math.isclose(cfg.optim.lr, lr) else ""

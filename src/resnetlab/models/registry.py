@@ -12,8 +12,6 @@ from collections.abc import Callable
 
 from torch import nn
 
-from resnetlab.errors import UserError
-
 ModelFn = Callable[..., nn.Module]
 
 _MODELS: dict[str, ModelFn] = {}
@@ -46,7 +44,7 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     if fn is None:
         close = difflib.get_close_matches(name, list(_MODELS), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise UserError(f"unknown model '{name}'{hint} (resnetlab summary --list shows all)")
+        raise ValueError(f"unknown model '{name}'{hint} (resnetlab summary --list shows all)")
     return fn(**kwargs)
 
 
