@@ -50,3 +50,11 @@ def test_regression_clips_the_gradient_unless_told_otherwise():
     assert with_auto_lr(build_config(["data.task=regression"]))[0].train.grad_clip == 1.0
     assert with_auto_lr(build_config([]))[0].train.grad_clip == 0.0
     assert with_auto_lr(build_config(["data.task=regression", "train.grad_clip=0"]))[0].train.grad_clip == 0.0
+
+
+def test_the_banner_words_name_the_formula_only_for_the_batch_scaled_lr():
+    from resnetlab.config.lr_rule import lr_words
+
+    auto, _ = with_auto_lr(build_config(["train.batch_size=32"]))
+    assert lr_words(auto) == " = 0.1 × 32/256, linear scaling; set optim.lr to override"
+    assert lr_words(with_auto_lr(build_config(["train.batch_size=32", "optim.lr=0.05"]))[0]) == ""
