@@ -72,11 +72,18 @@ def test_step_done_times_the_interval_between_calls():
     assert recorded == [0.5, 1.0]
 
 
-def test_an_explicit_thread_count_is_kept_without_a_controller():
+def test_an_explicit_thread_count_or_a_deterministic_run_is_kept_without_a_controller(monkeypatch):
+    from resnetlab.training import threads
+
+    monkeypatch.setattr(threads, "free_cores", lambda: 1)
+    monkeypatch.setattr(threads, "physical_cores", lambda: 2)
     before = torch.get_num_threads()
     try:
         assert start_threads(1, device=torch.device("cpu")) is None
         assert torch.get_num_threads() == 1
+        assert start_threads(0, device=torch.device("cpu"), deterministic=True) is None
+        assert torch.get_num_threads() == 2  # one per physical core, whatever the load
+        assert start_threads(0, device=torch.device("cpu"), log=lambda line: None) is not None
     finally:
         torch.set_num_threads(before)
 
@@ -115,7 +122,8 @@ def test_a_training_run_with_automatic_threads_starts_at_the_free_cores_and_time
     monkeypatch.setattr(ThreadController, "step_done", lambda self: steps.append(self.threads))
     before = torch.get_num_threads()
     try:
-        result = resnetlab.train(["preset=test", "train.threads=0", "train.epochs=2", f"output.dir={tmp_path}"])
+        result = resnetlab.train(["preset=test", "train.threads=0", "train.deterministic=false", "train.epochs=2",
+                                  f"output.dir={tmp_path}"])
     finally:
         torch.set_num_threads(before)
     log = (result.run_dir / "train.log").read_text()

@@ -360,7 +360,8 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, env: RunEnv,
         progress.line(f"resuming {run_dir} at epoch {state.epoch + 1}, batch {parts.loader.position} "
                       f"(step {state.step})")
     # The thread count is chosen here, after loading, when only other processes keep the cores busy.
-    threads = start_threads(cfg.train.threads, device=env.device, log=progress.line, world_size=env.dist.world_size)
+    threads = start_threads(cfg.train.threads, device=env.device, log=progress.line, world_size=env.dist.world_size,
+                            deterministic=cfg.train.deterministic)
     parts.control.after_step += [threads.step_done] if threads else []
     tb = _record_run(cfg, run_dir, data, env, core, parts) if env.dist.is_main else None
     try:

@@ -139,17 +139,19 @@ class ThreadController:
 
 
 def start_threads(requested: int, *, device: torch.device, log: Callable[[str], None] = print,
-                  world_size: int = 1) -> ThreadController | None:
+                  world_size: int = 1, deterministic: bool = False) -> ThreadController | None:
     """Set the starting thread count; a controller when it is ours to adapt (``requested`` 0 on a CPU).
 
     An explicit count (``train.threads=N``, or the budget ``study --jobs`` hands each worker) is kept.
+    So is one per physical core in a deterministic run: the thread count changes how a convolution
+    sums, so it must not depend on the load if reruns are to be bit-identical.
     """
     if requested > 0:
         torch.set_num_threads(requested)
         return None
     maximum = max(1, physical_cores() // world_size)
-    if device.type != "cpu":
-        torch.set_num_threads(maximum)  # the GPU computes; CPU threads only feed it
+    if device.type != "cpu" or deterministic:
+        torch.set_num_threads(maximum)  # on a GPU the CPU threads only feed it
         return None
     start = max(1, min(maximum, free_cores() // world_size))
     torch.set_num_threads(start)
