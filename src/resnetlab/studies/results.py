@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from resnetlab.errors import UserError
-from resnetlab.studies.runner import STUDY_FILE, read_error, run_status
+from resnetlab.studies.run_state import METRICS_FILE, STUDY_FILE, read_error, run_status
 from resnetlab.studies.spec import flatten, lower_is_better
 
 # The seed-000 report table's settings columns.
@@ -80,7 +80,7 @@ def load_results(root: str | Path) -> StudyResults:
     done = [r for r in rows if r["status"] == "done"]
     if done and all(r[metric] is None for r in done):
         split = metric.split("/", 1)[0]
-        available = sorted((_read_json(Path(done[0]["run_dir"]) / "metrics.json").get(split) or {})
+        available = sorted((_read_json(Path(done[0]["run_dir"]) / METRICS_FILE).get(split) or {})
                            .get("scalars", {}))
         notes.append(f"No finished run has `{metric}`; set metric: to one of "
                      f"{', '.join(f'{split}/{k}' for k in available) or 'the metrics in metrics.json'}.")
@@ -97,7 +97,7 @@ def _row(plan: dict[str, Any], entry: dict[str, Any], root: Path, columns: list[
         # What the run really used; alone, since a baseline's config has no optimizer or epochs to show.
         settings = {"model.name": settings.get("model.name"),
                     **flatten(yaml.safe_load(config_file.read_text()) or {})}
-    metrics = _read_json(run_dir / "metrics.json") if status == "done" else {}
+    metrics = _read_json(run_dir / METRICS_FILE) if status == "done" else {}
     seed = entry.get("seed")
     row: dict[str, Any] = {"study": plan["name"], "variant": entry["variant"],
                            "seed": seed if seed is not None else settings.get("train.seed"), "status": status}
@@ -160,15 +160,6 @@ def write_results(results: StudyResults) -> tuple[Path, Path]:
         for row in results.rows:
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return json_path, csv_path
-
-
-def write_all(root: str | Path) -> Path:
-    """Results files, study.md and plots for the study folder ``root``; returns study.md."""
-    from resnetlab.studies.study_report import write_study_report
-
-    results = load_results(root)
-    write_results(results)
-    return write_study_report(results)
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:

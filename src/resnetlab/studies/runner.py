@@ -1,11 +1,8 @@
 """Run every (variant, seed) of a study as a normal run folder, resumably.
 
 ``runs/<study>/<variant>[_seed<k>]/`` is an ordinary run (``output.dir``/``output.name``),
-so ``resnetlab report`` and ``resnetlab eval`` work on it. What the study adds to a run folder:
-
-    study_run.json   the overrides the run was planned with (a changed study must not reuse it)
-    study.log        the output of a worker process (``--jobs N``) or a failed run's traceback
-    study_error.txt  the one-line error of a failed run
+so ``resnetlab report`` and ``resnetlab eval`` work on it; what the study adds to a run
+folder is named in :mod:`resnetlab.studies.run_state`.
 
 A run's state is read from its folder, so a study can stop at any point and continue:
 metrics.json means done (skipped), last.pt without it means interrupted (continued with
@@ -31,13 +28,19 @@ import yaml
 
 from resnetlab.config import Config, build_config, to_dict
 from resnetlab.errors import UserError
+from resnetlab.studies.results import SETTING_KEYS
+from resnetlab.studies.run_state import (
+    LAST_CHECKPOINT,
+    LOG_FILE,
+    METRICS_FILE,
+    RUN_FILE,
+    STUDY_FILE,
+    clear_error,
+    read_error,
+    record_error,
+    run_status,
+)
 from resnetlab.studies.spec import StudySpec, changed_settings, check_metric, config_tokens, flatten
-
-RUN_FILE = "study_run.json"
-LOG_FILE = "study.log"
-ERROR_FILE = "study_error.txt"
-# The folder-level files a study writes; also lets `report_only` find a study's plan.
-STUDY_FILE = "study.yaml"
 
 
 @dataclass
@@ -122,21 +125,6 @@ def plan_study(spec: StudySpec, *, overrides: Sequence[str] = (), out: str | Pat
     return runs
 
 
-def run_status(run_dir: Path) -> str:
-    if (run_dir / "metrics.json").is_file():
-        return "done"
-    if (run_dir / ERROR_FILE).is_file():
-        return "failed"
-    if (run_dir / "last.pt").is_file():
-        return "interrupted"
-    return "pending"
-
-
-def read_error(run_dir: Path) -> str | None:
-    path = run_dir / ERROR_FILE
-    return path.read_text().strip() or None if path.is_file() else None
-
-
 # ---------------------------------------------------------------- running
 
 
@@ -147,7 +135,7 @@ def run_study(spec: StudySpec, *, overrides: Sequence[str] = (), jobs: int = 1, 
     ``jobs=1`` trains in this process (live progress bars); ``jobs=N`` runs N
     ``resnetlab train`` processes at once, the CPU threads split between them.
     """
-    from resnetlab.studies.results import write_all
+    from resnetlab.studies.study_report import write_all  # matplotlib: loaded when a study reports
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"--jobs takes a whole number >= 1, got {jobs!r}")
@@ -202,7 +190,7 @@ def _sequential(todo: list[PlannedRun], progress: _Progress, outcome: StudyOutco
         if _fail_early(run, progress):
             continue
         _prepare(run)
-        progress.started(run, resuming=(run.run_dir / "last.pt").is_file())
+        progress.started(run, resuming=(run.run_dir / LAST_CHECKPOINT).is_file())
         start = time.perf_counter()
         outcome.trained += 1
         try:
@@ -231,7 +219,7 @@ def _parallel(todo: list[PlannedRun], jobs: int, progress: _Progress, outcome: S
                 if _fail_early(run, progress):
                     continue
                 _prepare(run)
-                progress.started(run, resuming=(run.run_dir / "last.pt").is_file(), log=run.run_dir / LOG_FILE)
+                progress.started(run, resuming=(run.run_dir / LAST_CHECKPOINT).is_file(), log=run.run_dir / LOG_FILE)
                 running[_launch(run, threads)] = (run, time.perf_counter())
                 outcome.trained += 1
             time.sleep(0.2)
@@ -269,7 +257,7 @@ def _launch(run: PlannedRun, threads: int) -> subprocess.Popen:
 
 
 def _outcome_of(returncode: int, run: PlannedRun) -> str:
-    if returncode == 0 and (run.run_dir / "metrics.json").is_file():
+    if returncode == 0 and (run.run_dir / METRICS_FILE).is_file():
         return "done"
     if returncode == 130:  # the trainer saved last.pt after a stop request
         return "interrupted"
@@ -306,14 +294,13 @@ def _fail_early(run: PlannedRun, progress: _Progress) -> bool:
 
 def _prepare(run: PlannedRun) -> None:
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    (run.run_dir / ERROR_FILE).unlink(missing_ok=True)  # a retry starts clean
+    clear_error(run.run_dir)  # a retry starts clean
     (run.run_dir / RUN_FILE).write_text(json.dumps({"variant": run.variant, "seed": run.seed,
                                                     "overrides": run.identity}, indent=2))
 
 
 def _record_failure(run: PlannedRun, error: str) -> None:
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    (run.run_dir / ERROR_FILE).write_text(" ".join(error.split()) + "\n")
+    record_error(run.run_dir, error)
 
 
 def _check_same_plan(runs: list[PlannedRun]) -> None:
@@ -329,8 +316,6 @@ def _check_same_plan(runs: list[PlannedRun]) -> None:
 
 
 def _save_plan(spec: StudySpec, overrides: Sequence[str], runs: list[PlannedRun], root: Path) -> None:
-    from resnetlab.studies.results import SETTING_KEYS
-
     shown = list(dict.fromkeys([*SETTING_KEYS, *spec.factors, "data.task"]))
     plan = {"name": spec.name, "source": spec.source, "description": spec.description, "base": spec.base,
             "overrides": list(overrides), "factors": spec.factors, "seeds": spec.seeds,
@@ -416,7 +401,7 @@ class _Progress:
 
 def _score(run_dir: Path) -> str:
     try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = json.loads((run_dir / METRICS_FILE).read_text())
         scalars = metrics["val"]["scalars"]
         key = "accuracy" if "accuracy" in scalars else "srcc"
         return f" (val/{key} {scalars[key]:.4f})"

@@ -29,6 +29,7 @@ import yaml
 
 from resnetlab.config import build_config, to_dict
 from resnetlab.errors import UserError, first_line
+from resnetlab.studies.run_state import METRICS_FILE, run_status
 from resnetlab.studies.spec import Param, SearchSpec, changed_settings, check_metric, config_tokens
 
 if TYPE_CHECKING:
@@ -448,7 +449,7 @@ def write_search_report(study: optuna.Study, spec: SearchSpec, *, root: Path, tr
 
 
 def _retrained_lines(root: Path) -> list[str]:
-    marker, metrics_file = root / "best" / "best_trial.json", root / "best" / "metrics.json"
+    marker, metrics_file = root / "best" / "best_trial.json", root / "best" / METRICS_FILE
     if not (marker.is_file() and metrics_file.is_file()):
         return []
     trial = json.loads(marker.read_text()).get("trial")
@@ -527,7 +528,6 @@ def plot_optimization_history(study: optuna.Study, spec: SearchSpec, *, path: Pa
 def _retrain(study: optuna.Study, *, root: Path, echo: Callable[[str], None], outcome: SearchOutcome) -> Path | None:
     """Train the best configuration again as ``root/best`` (once, whichever worker gets there first)."""
     from resnetlab import api
-    from resnetlab.studies.runner import run_status
 
     best = _best(study)
     if best is None:

@@ -15,7 +15,14 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from resnetlab.evaluation.report import fmt_duration, fmt_value, table  # noqa: E402
-from resnetlab.studies.results import SETTING_KEYS, StudyResults, mean_std, read_history  # noqa: E402
+from resnetlab.studies.results import (  # noqa: E402
+    SETTING_KEYS,
+    StudyResults,
+    load_results,
+    mean_std,
+    read_history,
+    write_results,
+)
 from resnetlab.studies.spec import lower_is_better  # noqa: E402
 
 DPI = 130
@@ -31,6 +38,13 @@ def fmt_mean_std(stats: dict[str, Any], digits: int = 4) -> str:
         return "—"
     text = f"{stats['mean']:.{digits}f}"
     return text + (f" ± {stats['std']:.{digits}f}" if stats.get("std") is not None else "")
+
+
+def write_all(root: str | Path) -> Path:
+    """Results files, study.md and plots for the study folder ``root``; returns study.md."""
+    results = load_results(root)
+    write_results(results)
+    return write_study_report(results)
 
 
 def write_study_report(results: StudyResults) -> Path:
