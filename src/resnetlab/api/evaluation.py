@@ -22,6 +22,7 @@ from resnetlab.api.assemble import (
     short_list,
 )
 from resnetlab.api.trained import Trained, load_trained
+from resnetlab.atomic_write import write_text
 from resnetlab.config import build_config, parse_overrides, to_dict
 from resnetlab.config.schema import ModelConfig
 from resnetlab.data.augment import normalize
@@ -198,9 +199,7 @@ def _write_eval_report(folder: Path, result: dict, *, run_name: str, count: int)
     if result.get("per_class"):
         lines += ["## Per-class results", "", per_class_table(result["per_class"]), "", PER_CLASS_NOTE, ""]
     lines += plots_section(folder / "plots")
-    out = folder / "report.md"
-    out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    return out
+    return write_text(folder / "report.md", "\n".join(lines).rstrip() + "\n")
 
 
 

@@ -88,7 +88,8 @@ def train_hog_svm(
     from resnetlab.data.cache import cache_root
     from resnetlab.data.sources import load_data
     from resnetlab.evaluation.metrics import classification_metrics
-    from resnetlab.training.run_folder import make_run_dir, peak_rss_mb, write_data_record, write_json
+    from resnetlab.atomic_write import write_json, write_text
+    from resnetlab.training.run_folder import make_run_dir, peak_rss_mb, write_data_record
 
     hog_params = HogParams(orientations=orientations, pixels_per_cell=pixels_per_cell,
                            cells_per_block=cells_per_block, smoothing=smoothing, offset_grid=offset_grid)
@@ -161,7 +162,7 @@ def train_hog_svm(
     history = [{"epoch": 1, **{f"val/{k}": v for k, v in val.items()}, "seconds": round(fit_seconds, 3)}]
     baseline = {"method": MODEL_NAME, **asdict(hog_params), **fitted, "feature_length": length}
     config = {"model": {"name": MODEL_NAME}, "data": to_dict(data_cfg), "baseline": baseline}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     write_json(run_dir / "history.json", history)
     write_data_record(run_dir, bundle)
     write_json(run_dir / "provenance.json", _provenance(bundle.data_hash, started=started))

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from resnetlab.atomic_write import write_text
 from resnetlab.config.schema import Config
 from resnetlab.errors import UserError
 
@@ -126,7 +127,7 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def all_keys(cls: type = Config, prefix: str = "") -> list[str]:

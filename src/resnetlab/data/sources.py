@@ -21,7 +21,8 @@ from resnetlab.config.schema import DataConfig
 from resnetlab.data import decode
 from resnetlab.data.builtin import BUILTINS, load_builtin
 from resnetlab.data.bundle import SPLIT_NAMES, TEST, TRAIN, VAL, BadFile, Catalog, DataBundle, Split
-from resnetlab.data.cache import cache_root, cached_images, files_identity, image_key, read_json, write_json_atomic
+from resnetlab.atomic_write import write_json
+from resnetlab.data.cache import cache_root, cached_images, files_identity, image_key, read_json
 from resnetlab.data.folder import scan_folder
 from resnetlab.data.manifest import read_manifest
 from resnetlab.data.split import assign_splits, subset_index
@@ -86,7 +87,7 @@ def _channels(cat: Catalog, requested: int | None, identity: str, root: Path | N
     channels = decode.probe_channels(cat.paths or [])
     if probe_file is not None:
         try:
-            write_json_atomic(probe_file, {"channels": channels})
+            write_json(probe_file, {"channels": channels}, indent=None)
         except OSError:
             pass  # only a speed-up; the image cache reports unwritable folders itself
     return channels

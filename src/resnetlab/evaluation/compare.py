@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from resnetlab.atomic_write import write_text
 from resnetlab.errors import UserError
 from resnetlab.evaluation.plots import plot_run_comparison
 from resnetlab.evaluation.report import (
@@ -136,6 +137,4 @@ def write_comparison(run_dirs: list[Path], out_dir: Path) -> Path:
         f"![Validation curves]({curves.name})",
         "",
     ]
-    out = out_dir / "comparison.md"
-    out.write_text("\n".join(lines), encoding="utf-8")
-    return out
+    return write_text(out_dir / "comparison.md", "\n".join(lines))

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
+from resnetlab.atomic_write import atomic_write  # noqa: E402
 from resnetlab.evaluation.metrics import ClassificationReport, confused_pairs  # noqa: E402
 from resnetlab.evaluation.regression_metrics import (  # noqa: E402
     fit_logistic,
@@ -45,11 +46,10 @@ STANDARD_CLASSIFICATION_PLOTS = (
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def _short(name: str, limit: int = NAME_LIMIT) -> str:

@@ -7,6 +7,7 @@ the report can be rebuilt at any time, also while a study is still running elsew
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
+from resnetlab.atomic_write import write_json, write_text
 from resnetlab.errors import UserError
 from resnetlab.studies.run_state import METRICS_FILE, STUDY_FILE, read_error, run_status
 from resnetlab.studies.spec import flatten, lower_is_better
@@ -147,19 +149,14 @@ def write_results(results: StudyResults) -> tuple[Path, Path]:
                "lower_is_better": lower_is_better(results.metric), "baseline": results.baseline,
                "factors": results.factors, "seeds": results.plan.get("seeds"), "base": results.plan.get("base"),
                "overrides": results.plan.get("overrides"), "runs": results.rows, "summary": results.summary}
-    json_path = root / "all_results.json"
-    tmp = json_path.with_name(".all_results.json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(json_path)
-
-    csv_path = root / "results.csv"
+    json_path = write_json(root / "all_results.json", payload)
     fields = list(results.rows[0]) if results.rows else ["study", "variant", "seed", "status"]
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for row in results.rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return json_path, csv_path
+    handle = io.StringIO(newline="")
+    writer = csv.DictWriter(handle, fieldnames=fields)
+    writer.writeheader()
+    for row in results.rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return json_path, write_text(root / "results.csv", handle.getvalue())
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:

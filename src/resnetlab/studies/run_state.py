@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from resnetlab.atomic_write import write_text
+
 STUDY_FILE = "study.yaml"
 RUN_FILE = "study_run.json"
 LOG_FILE = "study.log"
@@ -40,8 +42,7 @@ def read_error(run_dir: Path) -> str | None:
 
 def record_error(run_dir: Path, error: str) -> None:
     """Mark the run failed with its error on one line."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / ERROR_FILE).write_text(" ".join(error.split()) + "\n")
+    write_text(run_dir / ERROR_FILE, " ".join(error.split()) + "\n")
 
 
 def clear_error(run_dir: Path) -> None:

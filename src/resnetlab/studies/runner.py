@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import yaml
 
+from resnetlab.atomic_write import write_json, write_text
 from resnetlab.config import Config, build_config, to_dict
 from resnetlab.errors import UserError
 from resnetlab.studies.results import SETTING_KEYS
@@ -295,8 +296,7 @@ def _fail_early(run: PlannedRun, progress: _Progress) -> bool:
 def _prepare(run: PlannedRun) -> None:
     run.run_dir.mkdir(parents=True, exist_ok=True)
     clear_error(run.run_dir)  # a retry starts clean
-    (run.run_dir / RUN_FILE).write_text(json.dumps({"variant": run.variant, "seed": run.seed,
-                                                    "overrides": run.identity}, indent=2))
+    write_json(run.run_dir / RUN_FILE, {"variant": run.variant, "seed": run.seed, "overrides": run.identity})
 
 
 def _record_failure(run: PlannedRun, error: str) -> None:
@@ -323,7 +323,7 @@ def _save_plan(spec: StudySpec, overrides: Sequence[str], runs: list[PlannedRun]
             "variants": [{"name": v.name, "settings": v.settings} for v in spec.variants],
             "runs": [{"name": r.name, "variant": r.variant, "seed": r.seed, "error": r.error,
                       "settings": {k: r.settings.get(k) for k in shown}} for r in runs]}
-    (root / STUDY_FILE).write_text(yaml.safe_dump(plan, sort_keys=False))
+    write_text(root / STUDY_FILE, yaml.safe_dump(plan, sort_keys=False))
 
 
 @contextmanager

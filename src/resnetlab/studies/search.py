@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import yaml
 
+from resnetlab.atomic_write import atomic_write, write_json, write_text
 from resnetlab.config import build_config, to_dict
 from resnetlab.errors import UserError, first_line
 from resnetlab.studies.run_state import METRICS_FILE, run_status
@@ -323,7 +324,7 @@ def _run_one(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], tri
             raise
         except Exception as exc:  # keep the traceback beside the run; the search goes on
             (root / name).mkdir(parents=True, exist_ok=True)
-            (root / name / "search_error.log").write_text(traceback.format_exc())
+            write_text(root / name / "search_error.log", traceback.format_exc())
             trial.set_user_attr("error", f"{type(exc).__name__}: {first_line(exc)}")
             raise
         key = spec.metric.split("/", 1)[1]
@@ -412,10 +413,10 @@ def write_search_report(study: optuna.Study, spec: SearchSpec, *, root: Path, tr
 
     rows = _trial_rows(study, spec)
     keys = [p.key for p in spec.space]
-    _atomic(root / "trials.csv", _csv_text(rows))
+    write_text(root / "trials.csv", _csv_text(rows))
     best = _best(study)
     if best is not None:
-        _atomic(root / "best_config.yaml", best_config_text(study, best))
+        write_text(root / "best_config.yaml", best_config_text(study, best))
     plot = plot_optimization_history(study, spec, path=root / "plots" / "optimization_history.png")
 
     counts = _counts(study)
@@ -444,7 +445,7 @@ def write_search_report(study: optuna.Study, spec: SearchSpec, *, root: Path, tr
               "Pruned trials show their last reported value.", "",
               f"![Optimization history](plots/{plot.name})", ""]
     out = root / "search.md"
-    _atomic(out, "\n".join(lines))
+    write_text(out, "\n".join(lines))
     return out
 
 
@@ -516,12 +517,10 @@ def plot_optimization_history(study: optuna.Study, spec: SearchSpec, *, path: Pa
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One temporary name per process: workers that finish together each write their own.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    try:  # workers that finish together each write the whole figure
+        atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=130, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -550,7 +549,7 @@ def _retrain(study: optuna.Study, *, root: Path, echo: Callable[[str], None], ou
                 echo(f"best trial {best['number']} already retrained in {run_dir}")
                 return run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"trial": best["number"], "value": best["value"]}))
+        write_json(marker, {"trial": best["number"], "value": best["value"]}, indent=None)
         tokens = [*best["config"], *config_tokens({"output.dir": str(root), "output.name": "best"}),
                   "train.resume=auto"]
         echo(f"retraining trial {best['number']} as {run_dir}")
@@ -572,13 +571,6 @@ def _try_lock(path: Path) -> Iterator[bool]:
             yield False
             return
         yield True
-
-
-def _atomic(path: Path, text: str) -> None:
-    # Several workers write the report as they finish; readers never see half a file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _describe(block: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from resnetlab.atomic_write import atomic_write, write_text  # noqa: E402
 from resnetlab.evaluation.report import fmt_duration, fmt_value, table  # noqa: E402
 from resnetlab.studies.results import (  # noqa: E402
     SETTING_KEYS,
@@ -61,9 +62,7 @@ def write_study_report(results: StudyResults) -> Path:
         lines += ["## Plots", ""]
         for caption, path in figures:
             lines += [f"![{caption}](plots/{path.name})", "", f"_{caption}._", ""]
-    out = root / "study.md"
-    out.write_text("\n".join(lines), encoding="utf-8")
-    return out
+    return write_text(root / "study.md", "\n".join(lines))
 
 
 # ---------------------------------------------------------------- sections
@@ -230,10 +229,10 @@ def _mean_curve(histories: list[list[dict[str, Any]]], key: str) -> tuple[list[i
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def _is_number(value: Any) -> bool:
