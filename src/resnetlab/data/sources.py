@@ -9,7 +9,6 @@ features and measure targets with training statistics only; compute or read mean
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from pathlib import Path
@@ -27,7 +26,7 @@ from resnetlab.data.folder import scan_folder
 from resnetlab.data.manifest import read_manifest
 from resnetlab.data.split import assign_splits, subset_index
 from resnetlab.data.stats import resolve_mean_std
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, did_you_mean
 
 _GIVE = f"give an image folder, a CSV manifest or one of {', '.join(BUILTINS)}"
 _SHOW_SKIPPED = 3
@@ -37,9 +36,8 @@ def _did_you_mean(source: str) -> str:
     squashed = re.sub(r"[^a-z0-9]", "", source.lower())
     for name in BUILTINS:
         if squashed == re.sub(r"[^a-z0-9]", "", name):
-            return f" (did you mean {name}?)"
-    close = difflib.get_close_matches(source.lower(), BUILTINS, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
+            return f" (did you mean '{name}'?)"
+    return did_you_mean(source.lower(), BUILTINS, prefix=" (", suffix=")")
 
 
 def _manifest_only(cfg: DataConfig, source: str) -> None:

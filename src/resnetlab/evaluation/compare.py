@@ -13,6 +13,7 @@ from typing import Any
 
 from resnetlab.atomic_write import write_text
 from resnetlab.errors import UserError
+from resnetlab.metric_direction import lower_is_better
 from resnetlab.evaluation.plots import plot_run_comparison
 from resnetlab.evaluation.report import (
     RunRecord,
@@ -36,7 +37,6 @@ REGRESSION_COLUMNS = (
     ("PLCC (val)", "val", "plcc"),
     ("RMSE (val)", "val", "rmse"),
 )
-LOWER_IS_BETTER = {"rmse"}
 
 
 def _unique_names(runs: list[RunRecord]) -> list[str]:
@@ -89,7 +89,7 @@ def write_comparison(run_dirs: list[Path], out_dir: Path) -> Path:
         for header, split, key in columns
     }
     best = {
-        header: _best_indices(metric_values[header], lower=key in LOWER_IS_BETTER)
+        header: _best_indices(metric_values[header], lower=lower_is_better(key))
         for header, _, key in columns
     }
 

@@ -20,7 +20,8 @@ import yaml
 from resnetlab.atomic_write import write_json, write_text
 from resnetlab.errors import UserError
 from resnetlab.studies.run_state import METRICS_FILE, STUDY_FILE, read_error, run_status
-from resnetlab.studies.spec import flatten, lower_is_better
+from resnetlab.metric_direction import lower_is_better
+from resnetlab.studies.spec import flatten
 
 # The seed-000 report table's settings columns.
 SETTING_KEYS = ("model.name", "optim.name", "optim.lr", "train.batch_size", "data.image_size", "augment.enabled")

@@ -28,7 +28,7 @@ import yaml
 
 from resnetlab.atomic_write import write_json, write_text
 from resnetlab.config import Config, build_config, to_dict
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, first_line
 from resnetlab.studies.results import SETTING_KEYS
 from resnetlab.studies.run_state import (
     LAST_CHECKPOINT,
@@ -204,7 +204,7 @@ def _sequential(todo: list[PlannedRun], progress: _Progress, outcome: StudyOutco
         except Exception as exc:  # a bug in one run must not end the study; keep its traceback
             with open(run.run_dir / LOG_FILE, "a") as log:
                 log.write(traceback.format_exc())
-            _record_failure(run, f"{type(exc).__name__}: {_first_line(exc)}")
+            _record_failure(run, first_line(exc, with_type=True))
         progress.finished(run, run_status(run.run_dir), time.perf_counter() - start, error=read_error(run.run_dir))
 
 
@@ -360,11 +360,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
 
 
 class _Progress:

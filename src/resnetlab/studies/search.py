@@ -325,7 +325,7 @@ def _run_one(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], tri
         except Exception as exc:  # keep the traceback beside the run; the search goes on
             (root / name).mkdir(parents=True, exist_ok=True)
             write_text(root / name / "search_error.log", traceback.format_exc())
-            trial.set_user_attr("error", f"{type(exc).__name__}: {first_line(exc)}")
+            trial.set_user_attr("error", first_line(exc, with_type=True))
             raise
         key = spec.metric.split("/", 1)[1]
         value = result.val.get(key)

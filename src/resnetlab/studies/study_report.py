@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from resnetlab.atomic_write import atomic_write, write_text  # noqa: E402
 from resnetlab.evaluation.report import fmt_duration, fmt_value, table  # noqa: E402
+from resnetlab.metric_direction import lower_is_better  # noqa: E402
 from resnetlab.studies.results import (  # noqa: E402
     SETTING_KEYS,
     StudyResults,
@@ -24,7 +25,6 @@ from resnetlab.studies.results import (  # noqa: E402
     read_history,
     write_results,
 )
-from resnetlab.studies.spec import lower_is_better  # noqa: E402
 
 DPI = 130
 SETTING_HEADERS = {"model.name": "model", "optim.name": "optimizer", "optim.lr": "lr", "train.batch_size": "batch",
