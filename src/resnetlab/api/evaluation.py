@@ -108,7 +108,7 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
     trained.check_finite(out.outputs, doing="evaluate", of=f" of {cfg.data.source}")
     scalars, detail = task.metrics(out.outputs, out.targets, clip_groups(chosen, out))
     if out.features is not None:
-        # Seed 001 compares how sparse HOG and network features are.
+        # How sparse the pooled features are, to compare with HOG features (the baseline reports the same).
         scalars["feature_zero_share"] = float(np.mean(out.features == 0))
     default_name = f"eval-{_folder_name(cfg.data.source)}-{split}" if new_source else f"eval-{split}"
     folder = Path(out_dir) if out_dir else trained.run_dir / default_name

@@ -182,6 +182,6 @@ def _save_atomic(path: Path, array: np.ndarray, log: Callable[[str], None]) -> N
 
 
 def zero_share(features: np.ndarray) -> float:
-    """Share of exactly-zero entries: seed 001 compares HOG's sparsity with ResNet features'."""
+    """Share of exactly-zero entries, to compare HOG's sparsity with a network's pooled features."""
     features = np.asarray(features)
     return float(np.count_nonzero(features == 0) / features.size) if features.size else 0.0

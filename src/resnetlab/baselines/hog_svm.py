@@ -150,7 +150,7 @@ def train_hog_svm(
             continue
         scores[split] = decision_scores(model, features[split], num_classes=num_classes)
         report = classification_metrics(scores[split], part.targets, class_names=bundle.class_names)
-        # Raw HOG (before standardization), to compare with ResNet features as seed 001 does.
+        # Raw HOG (before standardization), to compare with a network's pooled features.
         report.scalars["feature_zero_share"] = zero_share(features[split])
         reports[split] = report
     wall_seconds = time.perf_counter() - wall_start

@@ -174,8 +174,8 @@ class TrainConfig(_Strict):
     class_weights: str = opt("none", "cross-entropy class weights: none or balanced (from training counts)",
                              choices=("none", "balanced"))
     balanced_sampler: bool = opt(False, "sample classes uniformly instead of by frequency")
-    mpca_loss: float = opt(0.0, "weight of the soft mean-per-class-accuracy term (seed 001 loss)", min=0.0)
-    accuracy_loss: float = opt(0.0, "weight of the soft accuracy term (seed 001 loss)", min=0.0)
+    mpca_loss: float = opt(0.0, "weight of the soft mean-per-class-accuracy term added to the loss", min=0.0)
+    accuracy_loss: float = opt(0.0, "weight of the soft accuracy term added to the loss", min=0.0)
     grad_clip: float = opt(0.0, "clip the gradient norm to this value (0: off)", min=0.0)
     monitor: str = opt("val/accuracy", "metric that picks the best checkpoint and drives early stopping")
     monitor_mode: str = opt("auto", "max, min, or auto (min for losses, errors, rmse)", choices=("auto", "max", "min"))

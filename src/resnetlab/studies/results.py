@@ -23,7 +23,7 @@ from resnetlab.studies.run_state import METRICS_FILE, STUDY_FILE, read_error, ru
 from resnetlab.metric_direction import lower_is_better
 from resnetlab.studies.spec import flatten
 
-# The seed-000 report table's settings columns.
+# The settings columns of the study table: what a reader compares experiments by.
 SETTING_KEYS = ("model.name", "optim.name", "optim.lr", "train.batch_size", "data.image_size", "augment.enabled")
 CLASSIFICATION_METRICS = ("accuracy", "top5", "f1_macro", "mpca", "loss")
 REGRESSION_METRICS = ("srcc", "plcc", "rmse", "loss")

@@ -1,5 +1,6 @@
-"""study.md and its plots: the seed-000 results table with mean ± std over seeds, the
-seed-004 table of deltas against a baseline, failed runs with their errors, and two figures.
+"""study.md and its plots: the results table (model, optimizer, lr, batch, image size, augmentation,
+metrics) with mean ± std over seeds, the deltas against a baseline, failed runs with their errors,
+and two figures.
 """
 
 from __future__ import annotations

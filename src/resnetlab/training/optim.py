@@ -40,7 +40,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, *,
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     betas = tuple(cfg.betas)
     if cfg.name == "adam":
-        # Adam's weight_decay is L2 added to the gradient (the seeds' "adam" experiment).
+        # Adam's weight_decay is L2 added to the gradient (what an "adam" optimizer comparison means).
         return torch.optim.Adam(groups, lr=cfg.lr, betas=betas)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas)
 
