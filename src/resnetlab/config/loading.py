@@ -98,9 +98,17 @@ def parse_overrides(tokens: Iterable[str]) -> dict[str, Any]:
     return _merge(layers, keys)
 
 
-def build_config(overrides: Iterable[str] = (), *, base: dict[str, Any] | None = None) -> Config:
-    """The validated config from a base mapping (e.g. a saved run) and override tokens."""
+def build_config(overrides: Iterable[str] = (), *, base: dict[str, Any] | None = None,
+                 settings: Mapping[str, Any] | None = None) -> Config:
+    """The validated config from a base mapping (e.g. a saved run), override tokens, then ``settings``.
+
+    ``settings`` maps dotted keys to values (``{"optim.lr": 1e-3, "train.seed": 1}``) and is laid
+    over everything else as it is, values never written out as text and parsed back: how studies
+    and searches put a variant's keys over the user's overrides.
+    """
     data = _merge(base or {}, parse_overrides(overrides))
+    for key, value in (settings or {}).items():
+        data = _merge(data, _nest(str(key).split("."), value))
     return from_dict(Config, data)
 
 

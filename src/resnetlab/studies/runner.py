@@ -44,6 +44,10 @@ from resnetlab.studies.run_state import (
 from resnetlab.studies.spec import StudySpec, changed_settings, check_metric, config_tokens, flatten
 
 
+# Every run of a study resumes what an earlier, interrupted call left.
+RESUME = {"train.resume": "auto"}
+
+
 @dataclass
 class PlannedRun:
     """One training run of a study, before it runs."""
@@ -53,28 +57,26 @@ class PlannedRun:
     variant: str
     seed: int | None
     run_dir: Path
-    base: list[str]  # the study's base
+    base: list[str]  # the study's base (override tokens, as its file gives them)
     cli: list[str]  # the command line's overrides, applied to the base of every run
-    own: list[str]  # the variant's keys and the seed
-    output: list[str]  # output.dir and output.name: the run folder
+    own: dict[str, Any]  # the variant's keys and the seed, laid over base and cli
+    output: dict[str, Any]  # output.dir and output.name: the run folder
     config: Config | None  # None when the overrides cannot make a valid config
     error: str | None
     settings: dict[str, Any] = field(default_factory=dict)  # every config key, flattened
 
     @property
-    def overrides(self) -> list[str]:
-        return [*self.base, *self.cli, *self.own, *self.output]
-
-    @property
     def identity(self) -> list[str]:
-        """What the run's results depend on (not where its folder is, so a study folder can move)."""
-        return [*self.base, *self.cli, *self.own]
+        """What the run's results depend on (not where its folder is, so a study folder can move),
+        as the override tokens study_run.json records."""
+        return [*self.base, *self.cli, *config_tokens(self.own)]
 
     def command(self, *, threads: int | None) -> list[str]:
+        """The worker's command line: the one place a run's settings are written out as tokens."""
         # Threads come before the user's overrides so `train.threads=N` on the command line still wins.
         threads_token = [f"train.threads={threads}"] if threads else []
-        return [sys.executable, "-m", "resnetlab", "train", *self.base, *threads_token, *self.cli, *self.own,
-                *self.output, "train.resume=auto"]
+        return [sys.executable, "-m", "resnetlab", "train", *self.base, *threads_token, *self.cli,
+                *config_tokens({**self.own, **self.output, **RESUME})]
 
 
 @dataclass
@@ -109,13 +111,13 @@ def plan_study(spec: StudySpec, *, overrides: Sequence[str] = (), out: str | Pat
     for seed in seeds:
         for variant in spec.variants:
             name = variant.name if seed is None or spec.seeds == 1 else f"{variant.name}_seed{seed}"
-            own = config_tokens(variant.settings)
+            own = dict(variant.settings)
             if seed is not None:
-                own.append(f"train.seed={seed}")
-            output = config_tokens({"output.dir": str(root), "output.name": name})
+                own["train.seed"] = seed
+            output = {"output.dir": str(root), "output.name": name}
             config, error = None, None
             try:
-                config = build_config([*spec.base, *overrides, *own, *output, "train.resume=auto"])
+                config = build_config([*spec.base, *overrides], settings={**own, **output, **RESUME})
                 settings = flatten(to_dict(config))
             except UserError as exc:
                 error = str(exc)

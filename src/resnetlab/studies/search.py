@@ -31,7 +31,7 @@ from resnetlab.atomic_write import atomic_write, write_json, write_text
 from resnetlab.config import build_config, to_dict
 from resnetlab.errors import UserError, first_line
 from resnetlab.studies.run_state import METRICS_FILE, run_status
-from resnetlab.studies.spec import Param, SearchSpec, changed_settings, check_metric, config_tokens
+from resnetlab.studies.spec import Param, SearchSpec, changed_settings, check_metric
 
 if TYPE_CHECKING:
     import optuna
@@ -125,7 +125,7 @@ def check_search(spec: SearchSpec, *, overrides: Sequence[str] = ()) -> None:
             else [("low", param.low), ("high", param.high)]
         for label, value in points:
             try:
-                build_config([*spec.base, *overrides, *config_tokens({param.key: value})])
+                build_config([*spec.base, *overrides], settings={param.key: value})
             except UserError as exc:
                 shown = repr(value) if isinstance(value, str) else value
                 raise UserError(f"{spec.source}: space: {param.key} {label} {shown}: {exc}") from None
@@ -297,9 +297,10 @@ def _run_one(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], tri
         study.sampler = make_sampler(spec, seed=spec.seed + trial.number)
         params = {p.key: suggest(trial, p) for p in spec.space}
         name = f"trial_{trial.number}"
-        config_tokens_ = [*spec.base, f"train.monitor={spec.metric}", *overrides, *config_tokens(params)]
-        tokens = [*config_tokens_, *config_tokens({"output.dir": str(root), "output.name": name})]
-        trial.set_user_attr("config", config_tokens_)  # without the run folder: best_config.yaml and --retrain
+        tokens = [*spec.base, f"train.monitor={spec.metric}", *overrides]
+        # The trial's settings are its params (Optuna keeps them); with these tokens they rebuild its config
+        # for best_config.yaml and --retrain. Searches stored before kept the params among the tokens too.
+        trial.set_user_attr("config", tokens)
         trial.set_user_attr("run_dir", str(root / name))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
 
@@ -312,7 +313,8 @@ def _run_one(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], tri
                 raise optuna.TrialPruned(f"pruned after epoch {row['epoch']} ({spec.metric} {value:.4f})")
 
         try:
-            result = api.train(build_config(tokens), callbacks=[report])
+            cfg = build_config(tokens, settings={**params, "output.dir": str(root), "output.name": name})
+            result = api.train(cfg, callbacks=[report])
         except optuna.TrialPruned:
             raise
         except Interrupted:
@@ -398,7 +400,7 @@ def _trial_line(study: optuna.Study, trial: Any, trials: int) -> str:
 
 def best_config_text(study: optuna.Study, best: dict[str, Any]) -> str:
     """The best trial's configuration as a ready config file for ``resnetlab train config=...``."""
-    cfg = build_config(best["config"])
+    cfg = build_config(best["config"], settings=best["params"])
     cfg.output.name = None  # a new run gets a fresh folder
     cfg.train.resume = None
     params = ", ".join(f"{k}={v}" for k, v in best["params"].items())
@@ -550,10 +552,9 @@ def _retrain(study: optuna.Study, *, root: Path, echo: Callable[[str], None], ou
                 return run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(marker, {"trial": best["number"], "value": best["value"]}, indent=None)
-        tokens = [*best["config"], *config_tokens({"output.dir": str(root), "output.name": "best"}),
-                  "train.resume=auto"]
         echo(f"retraining trial {best['number']} as {run_dir}")
-        result = api.train(build_config(tokens))
+        result = api.train(build_config(best["config"], settings={**best["params"], "output.dir": str(root),
+                                                                   "output.name": "best", "train.resume": "auto"}))
         return result.run_dir
 
 
