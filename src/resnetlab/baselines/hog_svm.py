@@ -85,10 +85,10 @@ def train_hog_svm(
     features (default: up to 2). `reuse_folder` fits again into an existing run folder `name`
     (a study's retry) instead of refusing it.
     """
+    from resnetlab.atomic_write import write_json, write_text
     from resnetlab.data.cache import cache_root
     from resnetlab.data.sources import load_data
     from resnetlab.evaluation.metrics import classification_metrics
-    from resnetlab.atomic_write import write_json, write_text
     from resnetlab.training.run_folder import make_run_dir, peak_rss_mb, write_data_record
 
     hog_params = HogParams(orientations=orientations, pixels_per_cell=pixels_per_cell,

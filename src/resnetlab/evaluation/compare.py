@@ -13,7 +13,6 @@ from typing import Any
 
 from resnetlab.atomic_write import write_text
 from resnetlab.errors import UserError
-from resnetlab.metric_direction import lower_is_better
 from resnetlab.evaluation.plots import plot_run_comparison
 from resnetlab.evaluation.report import (
     RunRecord,
@@ -23,6 +22,7 @@ from resnetlab.evaluation.report import (
     read_run,
     table,
 )
+from resnetlab.metric_direction import lower_is_better
 
 # (column header, split, scalar key); the best value in each gets bold when runs > 1.
 CLASSIFICATION_COLUMNS = (

@@ -22,12 +22,12 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
 from resnetlab.atomic_write import atomic_write  # noqa: E402
-from resnetlab.metric_direction import lower_is_better  # noqa: E402
 from resnetlab.evaluation.metrics import ClassificationReport, confused_pairs  # noqa: E402
 from resnetlab.evaluation.regression_metrics import (  # noqa: E402
     fit_logistic,
     regression_metrics,
 )
+from resnetlab.metric_direction import lower_is_better  # noqa: E402
 
 DPI = 130
 ANNOTATE_MAX_CLASSES = 20  # beyond this, numbers in confusion cells stop being legible

@@ -19,8 +19,8 @@ import yaml
 
 from resnetlab.atomic_write import write_json, write_text
 from resnetlab.errors import UserError
-from resnetlab.studies.run_state import METRICS_FILE, STUDY_FILE, read_error, run_status
 from resnetlab.metric_direction import lower_is_better
+from resnetlab.studies.run_state import METRICS_FILE, STUDY_FILE, read_error, run_status
 from resnetlab.studies.spec import flatten
 
 # The settings columns of the study table: what a reader compares experiments by.

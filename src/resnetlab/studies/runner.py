@@ -43,7 +43,6 @@ from resnetlab.studies.run_state import (
 )
 from resnetlab.studies.spec import StudySpec, changed_settings, check_metric, config_tokens, flatten
 
-
 # Every run of a study resumes what an earlier, interrupted call left.
 RESUME = {"train.resume": "auto"}
 
