@@ -71,7 +71,7 @@ class PlannedRun:
         return [*self.base, *self.cli, *config_tokens(self.own)]
 
     def command(self, *, threads: int | None) -> list[str]:
-        """The worker's command line: the one place a run's settings are written out as tokens."""
+        """The command line of a worker process (`--jobs N`), which can only take the settings as text."""
         # Threads come before the user's overrides so `train.threads=N` on the command line still wins.
         threads_token = [f"train.threads={threads}"] if threads else []
         return [sys.executable, "-m", "resnetlab", "train", *self.base, *threads_token, *self.cli,
