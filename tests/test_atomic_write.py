@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resnetlab.atomic_write import atomic_write, temp_path, write_json, write_text
+from resnetlab.atomic_write import atomic_write, atomic_write_file, temp_path, write_json, write_text
 
 
 def _payload(writer: int, round_: int) -> dict:
@@ -102,3 +102,24 @@ def test_processes_writing_one_file_never_collide_or_tear_it(tmp_path):
     for p in procs:
         assert p.wait() == 0, p.stderr.read().decode()
     assert [p.name for p in tmp_path.iterdir()] == ["trials.csv"]
+
+
+def test_writers_that_take_a_file_name_get_one_with_the_suffix(tmp_path):
+    seen = []
+
+    def save(tmp: Path) -> None:
+        seen.append(tmp)
+        np.save(tmp, np.arange(3))  # np.save adds .npy unless the name ends in it
+
+    path = atomic_write_file(tmp_path / "x.npy", save)
+    assert seen[0].suffix == ".npy" and seen[0].parent == tmp_path
+    assert np.load(path).tolist() == [0, 1, 2]
+
+    def broken(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("exporter failed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_file(path, broken)
+    assert np.load(path).tolist() == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.npy"]

@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("train", "evaluate", "predict", "summary", "TrainResult", "build_model")
+_API = ("train", "evaluate", "predict", "summary", "export", "explain", "TrainResult", "build_model")
 
 
 def __getattr__(name: str) -> Any:

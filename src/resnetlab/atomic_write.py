@@ -39,6 +39,33 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return _replace(tmp, path)
+
+
+def atomic_write_file(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """:func:`atomic_write` for libraries that write only to a file name (ONNX, safetensors):
+    ``write(tmp)`` creates the temporary file, which keeps ``path``'s suffix for them."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path, suffix=path.suffix)
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return _replace(tmp, path)
+
+
+def _replace(tmp: Path, path: Path) -> Path:
+    try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resnetlab.baselines.hog import HogParams, hog_features, zero_share
+from resnetlab.baselines.hog import hog_features, zero_share
 from resnetlab.baselines.hog_svm import baseline_data_config, train_hog_svm
+from resnetlab.baselines.params import HogParams
 from resnetlab.config import build_config
 from resnetlab.errors import UserError
 from resnetlab.evaluation.plots import STANDARD_CLASSIFICATION_PLOTS

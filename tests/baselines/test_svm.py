@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from resnetlab.baselines.hog import HogParams, hog_features
-from resnetlab.baselines.svm import SvmParams, build_svm, converged, decision_scores, fit_svm, fitted_settings
+from resnetlab.baselines.hog import hog_features
+from resnetlab.baselines.params import HogParams, SvmParams
+from resnetlab.baselines.svm import build_svm, converged, decision_scores, fit_svm, fitted_settings
 from resnetlab.errors import UserError
 
 

@@ -21,10 +21,13 @@ def run_dir(tmp_path_factory):
 
 def test_train_writes_the_report_plots_and_tensorboard(run_dir):
     for name in ("curves.png", "confusion_matrix.png", "confusion_matrix_normalized.png",
-                 "per_class_accuracy.png", "per_class_top_bottom.png", "confused_pairs.png", "misclassified.png"):
+                 "per_class_accuracy.png", "per_class_top_bottom.png", "confused_pairs.png", "misclassified.png",
+                 "gradcam.png"):
         assert (run_dir / "plots" / name).stat().st_size > 1000, name
     report = (run_dir / "report.md").read_text()
     assert "plots/confusion_matrix.png" in report and "mpca" in report.lower()
+    assert "![Grad-CAM: where the model looked (confident right and wrong validation images)](plots/gradcam.png)" \
+        in report
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
 

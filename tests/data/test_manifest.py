@@ -105,6 +105,37 @@ def test_regression_targets_and_stats(pics: Path, cfg, log) -> None:
     assert off.target_stats is None
 
 
+@pytest.fixture
+def koniq(tmp_path: Path, image) -> Path:
+    """KonIQ-10k's layout: a CSV naming bare files (image_name, MOS) beside a 1024x768/ folder."""
+    root = tmp_path / "koniq"
+    for i in range(10):
+        image(root / "1024x768" / f"{1000 + i}.jpg", (20 * i, 100, 200 - 15 * i), seed=i)
+    return write_manifest(root / "koniq10k_scores_and_distributions.csv", ["image_name", "c1", "MOS"],
+                          [[f"{1000 + i}.jpg", 3, 1.0 + 0.4 * i] for i in range(10)])
+
+
+def test_image_root_resolves_bare_names_in_a_sibling_folder(koniq: Path, cfg, log) -> None:
+    settings = dict(task="regression", image_column="image_name", label_column="MOS", val_ratio=0.2, test_ratio=0.2)
+    with pytest.raises(UserError, match=r"none of the 10 listed images exist; paths are relative to "
+                                        rf"{koniq.parent} \(e.g. first: 1000.jpg\) — set data.image_root=FOLDER"):
+        load_data(cfg(koniq, **settings), log=log)
+    bundle = load_data(cfg(koniq, image_root=str(koniq.parent / "1024x768"), **settings), log=log)
+    assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (6, 2, 2)
+    ids = bundle.train.ids + bundle.val.ids + bundle.test.ids
+    assert sorted(ids) == [f"{1000 + i}.jpg" for i in range(10)] and not bundle.skipped
+    targets = np.concatenate([bundle.train.targets, bundle.val.targets, bundle.test.targets])
+    assert sorted(targets.tolist()) == pytest.approx([1.0 + 0.4 * i for i in range(10)])
+
+
+def test_image_root_must_be_a_folder_of_a_manifest(koniq: Path, pics: Path, cfg, log) -> None:
+    with pytest.raises(UserError, match=r"data.image_root=.*nowhere is not a folder"):
+        load_data(cfg(koniq, image_column="image_name", label_column="MOS", task="regression",
+                      image_root=str(koniq.parent / "nowhere")), log=log)
+    with pytest.raises(UserError, match=r"data.image_root only applies to a CSV manifest"):
+        load_data(cfg(pics / "img", image_root=str(pics)), log=log)
+
+
 def test_numeric_labels_sort_as_numbers(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", [2, 10, 9][i % 3]] for i in range(12)]
     path = write_manifest(pics / "n.csv", ["image", "label"], rows)

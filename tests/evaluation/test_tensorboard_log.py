@@ -73,10 +73,79 @@ def test_a_training_run_logs_the_last_steps_gradients_each_epoch(tmp_path):
     import resnetlab
 
     result = resnetlab.train(overrides=["preset=test", "train.epochs=2", "train.threads=1", "output.tensorboard=true",
-                                        f"output.dir={tmp_path}", "output.name=tb"])
+                                        "output.histograms=true", f"output.dir={tmp_path}", "output.name=tb"])
     accumulator = EventAccumulator(str(result.run_dir / "tensorboard"), size_guidance={"histograms": 0})
     accumulator.Reload()
     histograms = accumulator.Tags()["histograms"]
     assert "weights/conv1.weight" in histograms and "grads/conv1.weight" in histograms
     grads = accumulator.Histograms("grads/fc.weight")
     assert [event.step for event in grads] == [1, 2] and all(event.histogram_value.max > 0 for event in grads)
+
+
+# ---------------------------------------------------------------- a study's runs in the HParams tab
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Two runs of one study under <tmp>/runs/sweep/: lr 0.05 logging every step, lr 0.02 every 2nd."""
+    pytest.importorskip("tensorboard")
+    import resnetlab
+
+    root = tmp_path_factory.mktemp("tb") / "runs" / "sweep"
+    results = {}
+    for name, lr, every in (("lr0.05", 0.05, 1), ("lr0.02", 0.02, 2)):
+        results[name] = resnetlab.train(overrides=[
+            "preset=test", "train.epochs=2", "train.threads=1", "output.tensorboard=true", f"optim.lr={lr}",
+            f"output.log_steps={every}", f"output.dir={root}", f"output.name={name}"])
+    return root, results
+
+
+def _accumulator(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"histograms": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_a_study_s_runs_sort_together_in_the_hparams_tab(study):
+    """TensorBoard's own HParams backend, pointed at the study folder, lists both runs with their
+    settings and final scores (what `tensorboard --logdir runs/sweep` shows)."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment, list_session_groups
+
+    root, results = study
+    mux = plugin_event_multiplexer.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(root))
+    mux.Reload()
+    backend = backend_context.Context(base_plugin.TBContext(
+        logdir=str(root), multiplexer=mux, data_provider=data_provider.MultiplexerDataProvider(mux, str(root))))
+    experiment = get_experiment.Handler(context.RequestContext(), backend, "", api_pb2.GetExperimentRequest()).run()
+    differs = {info.name for info in experiment.hparam_infos if info.differs}
+    assert differs == {"optim.lr", "output.log_steps", "output.name"}
+    assert {"final/test/accuracy", "final/val/accuracy"} <= {m.name.tag for m in experiment.metric_infos}
+
+    request = api_pb2.ListSessionGroupsRequest(
+        start_index=0, slice_size=10, allowed_statuses=[api_pb2.STATUS_SUCCESS],
+        col_params=[api_pb2.ColParams(hparam="optim.lr", order=api_pb2.ORDER_ASC)])
+    groups = list_session_groups.Handler(context.RequestContext(), backend, "", request).run().session_groups
+    assert [g.name for g in groups] == ["lr0.02", "lr0.05"]
+    for group in groups:
+        scores = {m.name.tag: m.value for m in group.metric_values}
+        assert group.hparams["optim.lr"].number_value == float(group.name[2:])
+        assert group.hparams["data.split_column"].string_value == "null"
+        result = results[group.name]
+        assert scores["final/test/accuracy"] == pytest.approx(result.test["accuracy"])
+        assert scores["final/val/mpca"] == pytest.approx(result.val["mpca"])
+
+
+def test_train_loss_and_lr_every_n_steps_and_no_histograms_by_default(study):
+    _, results = study
+    for name, every in (("lr0.05", 1), ("lr0.02", 2)):  # 128 images, batch 32: 4 steps an epoch
+        accumulator = _accumulator(results[name].run_dir)
+        assert [e.step for e in accumulator.Scalars("step/train_loss")] == list(range(every, 9, every))
+        lrs = {e.step: e.value for e in accumulator.Scalars("step/lr")}
+        # each epoch's last step has the lr the history reports for the epoch
+        assert [lrs[4], lrs[8]] == pytest.approx([row["lr"] for row in results[name].history])
+        assert all(np.isfinite(e.value) and e.value > 0 for e in accumulator.Scalars("step/train_loss"))
+        assert accumulator.Tags()["histograms"] == []

@@ -81,13 +81,13 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
     """Predict every readable image; write ``id,label,<class probabilities>`` (regression: ``id,score``).
 
     The model runs as in training's validation (the run's precision and memory layout);
-    ``compile`` adds ``torch.compile``: slower to start, faster on many images.
+    ``compile`` adds ``torch.compile``: slower to start, faster on many images. An exported ``.onnx``
+    file (``resnetlab export``) runs in ONNX Runtime instead, preprocessed as its metadata says.
     """
-    import csv
-
-    from resnetlab.data.bundle import BadFile
-    from resnetlab.data.decode import decode_image
-
+    if Path(run_or_checkpoint).suffix.lower() == ".onnx":
+        if compile:
+            raise UserError(f"--compile applies to PyTorch runs; {run_or_checkpoint} runs in ONNX Runtime as it is")
+        return _predict_onnx(Path(run_or_checkpoint), inputs, out=Path(out), tta=tta, batch_size=batch_size)
     trained = load_trained(run_or_checkpoint)
     device, amp_dtype = device_here(trained.config)
     _check_output_file(Path(out), option="--out")
@@ -96,9 +96,53 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
         paths, features = _feature_inputs(trained, inputs)
     else:
         paths = collect_images(inputs)
+    array, kept, rows, skipped = decode_images(paths, image_size=trained.image_size, channels=trained.channels)
+    loader = BatchLoader(array, np.zeros(len(array), dtype=np.int64), device=device,
+                         batch_size=eval_batch_size(trained.config, batch_size),
+                         features=None if features is None else features[rows])
+    result = run_model(for_eval(trained.model.to(device), trained.config), loader,
+                       prepare=lambda x: normalize(x, trained.mean, trained.std), tta=tta,
+                       uses_features=trained.uses_features, amp_dtype=amp_dtype, compile=compile,
+                       channels_last=use_channels_last(trained.config.train.channels_last, amp_dtype, device))
+    trained.check_finite(result.outputs, doing="predict with")  # before the CSV: no file of garbage
+    task = trained.task
+    _write_csv(Path(out), kept, result.outputs, kind=task.kind, class_names=task.class_names,
+               decode_scores=task.decode_scores)
+    return PredictResult(path=Path(out), count=len(kept), skipped=skipped, repeated=_repeated_ids(kept))
+
+
+def _predict_onnx(path: Path, inputs: Sequence[str | Path], *, out: Path, tta: bool,
+                  batch_size: int) -> PredictResult:
+    """predict with an exported ONNX file in ONNX Runtime, its preprocessing read from its metadata."""
+    from resnetlab.deploy.onnx_model import OnnxModel
+
+    model = OnnxModel(path)
+    card = model.card
+    _check_output_file(out, option="--out")
+    array, kept, _, skipped = decode_images(collect_images(inputs), image_size=card.input_size, channels=card.channels)
+    outputs = []
+    for start in range(0, len(array), batch_size):
+        batch = model.prepare(array[start:start + batch_size])
+        logits = model.run(batch)
+        if tta:
+            logits = (logits + model.run(np.ascontiguousarray(batch[..., ::-1]))) / 2
+        outputs.append(logits)
+    result = np.concatenate(outputs)
+    if not np.isfinite(result).all():
+        raise UserError(f"{path} gives NaN or infinite outputs: its weights are broken; export another run")
+    _write_csv(out, kept, result, kind=card.task, class_names=card.class_names, decode_scores=card.decode_scores)
+    return PredictResult(path=out, count=len(kept), skipped=skipped, repeated=_repeated_ids(kept))
+
+
+def decode_images(paths: Sequence[Path], *, image_size: int,
+                channels: int) -> tuple[np.ndarray, list[Path], list[int], list[Any]]:
+    """The readable images as one uint8 array, their paths and input rows, and the files skipped."""
+    from resnetlab.data.bundle import BadFile
+    from resnetlab.data.decode import decode_image
+
     images, kept, rows, skipped = [], [], [], []
     for row, path in enumerate(paths):
-        decoded = (decode_image(path, image_size=trained.image_size, channels=trained.channels)
+        decoded = (decode_image(path, image_size=image_size, channels=channels)
                    if path.is_file() else BadFile(str(path), "missing file"))
         if isinstance(decoded, BadFile):
             skipped.append(decoded)
@@ -109,29 +153,25 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], *, out:
     if not images:
         raise UserError(f"none of the {len(paths)} input file(s) is a readable image (first: {skipped[0].path}: "
                         f"{skipped[0].reason}); give image files")
-    array = np.stack(images)
-    loader = BatchLoader(array, np.zeros(len(array), dtype=np.int64), device=device,
-                         batch_size=eval_batch_size(trained.config, batch_size),
-                         features=None if features is None else features[rows])
-    result = run_model(for_eval(trained.model.to(device), trained.config), loader,
-                       prepare=lambda x: normalize(x, trained.mean, trained.std), tta=tta,
-                       uses_features=trained.uses_features, amp_dtype=amp_dtype, compile=compile,
-                       channels_last=use_channels_last(trained.config.train.channels_last, amp_dtype, device))
-    trained.check_finite(result.outputs, doing="predict with")  # before the CSV: no file of garbage
-    out = Path(out)  # its folder was made by _check_output_file
-    task = trained.task
+    return np.stack(images), kept, rows, skipped
+
+
+def _write_csv(out: Path, paths: Sequence[Path], outputs: np.ndarray, *, kind: str, class_names: Sequence[str],
+               decode_scores: Any) -> None:
+    """``id,label,prob_<class>...`` (classification) or ``id,score`` (regression); its folder exists."""
+    import csv
+
     with open(out, "w", newline="") as handle:
         writer = csv.writer(handle)
-        if task.kind == "classification":
-            writer.writerow(["id", "label", *[f"prob_{name}" for name in task.class_names]])
-            probs = torch.from_numpy(result.outputs).softmax(dim=1).numpy()
-            for path, row in zip(kept, probs):
-                writer.writerow([path.stem, task.class_names[int(row.argmax())], *[f"{p:.6f}" for p in row]])
+        if kind == "classification":
+            writer.writerow(["id", "label", *[f"prob_{name}" for name in class_names]])
+            probs = torch.from_numpy(np.asarray(outputs, dtype=np.float32)).softmax(dim=1).numpy()
+            for path, row in zip(paths, probs):
+                writer.writerow([path.stem, class_names[int(row.argmax())], *[f"{p:.6f}" for p in row]])
         else:
             writer.writerow(["id", "score"])
-            for path, score in zip(kept, task.decode_scores(result.outputs)):
+            for path, score in zip(paths, decode_scores(outputs)):
                 writer.writerow([path.stem, f"{score:.6f}"])
-    return PredictResult(path=out, count=len(kept), skipped=skipped, repeated=_repeated_ids(kept))
 
 
 def _repeated_ids(paths: Sequence[Path]) -> dict[str, list[Path]]:

@@ -418,20 +418,18 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
         write_json(run_dir / "provenance.json", provenance(device=device, data_hash=bundle.data_hash, extra={
             "precision": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
             "channels_last": channels_last, "world_size": dist.world_size, "num_params": num_params}))
-        if cfg.output.tensorboard:
-            from resnetlab.evaluation.tensorboard_log import TensorBoardLogger
+        if cfg.output.tensorboard or cfg.output.mlflow:  # tb: TensorBoard and/or MLflow
+            from resnetlab.evaluation.tracking import Tracking
 
-            tb = TensorBoardLogger(run_dir / "tensorboard")
+            tb = Tracking(run_dir, model=core, params=flatten(to_dict(cfg)), tensorboard=cfg.output.tensorboard,
+                          histograms=cfg.output.histograms, mlflow_uri=cfg.output.mlflow,
+                          experiment=Path(cfg.output.dir).resolve().name)
         progress.banner(f"resnetlab train → {run_dir}", _banner_rows(cfg, bundle, device, amp_dtype, channels_last,
                                                                      num_params, augment, dist))
 
     hooks = list(callbacks)
     if tb is not None:
-        def log_epoch(row: dict[str, Any]) -> None:
-            tb.log_scalars({k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"},
-                           row["epoch"])
-            tb.log_histograms(core, row["epoch"])
-        hooks.append(log_epoch)
+        hooks.append(tb.on_epoch)
 
     parts = TrainParts(model=runner, loader=train_loader, augment=augment, loss_fn=loss_fn, optimizer=optimizer,
                        schedule=cfg.schedule, stages=stages, evaluate=evaluate_val, monitor=monitor,
@@ -440,7 +438,8 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
                        device=device, amp_dtype=amp_dtype, scaler=scaler, channels_last=channels_last,
                        accumulate=cfg.train.accumulate, grad_clip=cfg.train.grad_clip,
                        checkpoint_steps=cfg.train.checkpoint_steps, uses_features=uses_features,
-                       on_epoch_end=hooks)
+                       on_epoch_end=hooks, on_step=[tb.on_step] if tb is not None else [],
+                       log_steps=cfg.output.log_steps)
     try:
         with StopRequest() as stop:
             if dist.enabled:  # a signal to any process stops them all at the same step
@@ -479,7 +478,9 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
                  "peak_rss_mb": round(peak_rss_mb(), 1), "peak_device_mb": peak_device_mb(device),
                  "device": str(device), "num_params": num_params}
     if dist.is_main:
-        _write_outputs(cfg, run_dir, bundle, task, results, history, monitor, resources, tb)
+        _write_outputs(cfg, run_dir, bundle, task, results, history, monitor, resources, tb, core)
+        if tb is not None:
+            tb.finish({name: result[1] for name, result in results.items()})
         progress.line(_final_line(run_dir, monitor, results))
     if tb is not None:
         tb.close()
@@ -536,7 +537,7 @@ def _final_line(run_dir: Path, monitor: Monitor, results: dict[str, Any]) -> str
 
 
 def _write_outputs(cfg: Config, run_dir: Path, bundle: DataBundle, task: Task, results: dict[str, Any],
-                   history: History, monitor: Monitor, resources: dict[str, Any], tb: Any) -> None:
+                   history: History, monitor: Monitor, resources: dict[str, Any], tb: Any, model: nn.Module) -> None:
     from resnetlab.evaluation.report import write_report
 
     metrics: dict[str, Any] = {"best_epoch": monitor.best_epoch, "monitor": monitor.key, "resources": resources}
@@ -555,15 +556,29 @@ def _write_outputs(cfg: Config, run_dir: Path, bundle: DataBundle, task: Task, r
         "best_epoch": monitor.best_epoch, "monitor": monitor.key, "monitor_best": monitor.best,
         "config": to_dict(cfg)})
     if cfg.output.plots:
-        _write_plots(run_dir, bundle, task, val, history, monitor)
+        _write_plots(run_dir, bundle, task, val, history, monitor, model, patches=bool(cfg.patches.size))
     if tb is not None and val is not None and task.kind == "classification":
         tb.log_figure_confusion(val[2].confusion, bundle.class_names, monitor.best_epoch or 0)
     write_report(run_dir)
 
 
 
+def _write_gradcam(path: Path, model: nn.Module, bundle: DataBundle, out: Any, *, patches: bool) -> None:
+    """The report's Grad-CAM grid of a few right and wrong validation images, with the best weights."""
+    from resnetlab.evaluation import gradcam, plots
+
+    if patches:  # the network sees patches, the report's images are whole: a map of either would mislead
+        plots.plot_message("not drawn for patch-averaged evaluation (patches.size); use resnetlab explain on "
+                           "patch-sized images", title="Grad-CAM", path=path)
+        return
+    features = bundle.val.features[out.index] if bundle.val.features is not None else None
+    gradcam.report_examples(model, np.asarray(bundle.val.images[out.index]), out.targets, out.outputs,
+                            bundle.class_names, mean=bundle.mean, std=bundle.std, path=path, features=features)
+
+
+
 def _write_plots(run_dir: Path, bundle: DataBundle, task: Task, val: Any, history: History,
-                 monitor: Monitor) -> None:
+                 monitor: Monitor, model: nn.Module, *, patches: bool) -> None:
     from resnetlab.evaluation import plots
 
     plots_dir = run_dir / "plots"
@@ -576,6 +591,7 @@ def _write_plots(run_dir: Path, bundle: DataBundle, task: Task, val: Any, histor
         plots.write_classification_plots(detail, history.rows, monitor=monitor.key, plots_dir=plots_dir,
                                          images=np.asarray(bundle.val.images[out.index]), probs=probs,
                                          targets=out.targets, best_epoch=monitor.best_epoch)
+        _write_gradcam(plots_dir / "gradcam.png", model, bundle, out, patches=patches)
     else:
         plots.write_regression_plots(history.rows, monitor=monitor.key, plots_dir=plots_dir, pred=detail,
                                      target=np.asarray(bundle.val.targets)[out.index],

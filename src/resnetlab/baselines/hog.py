@@ -23,75 +23,22 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from resnetlab.atomic_write import atomic_write
-from resnetlab.errors import UserError
+from resnetlab.baselines.params import HogParams
 
 FEATURE_VERSION = 1  # bump when the extraction changes, so old cache entries are not reused
-BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 PARALLEL_MIN_IMAGES = 2048  # below this, starting worker processes costs more than it saves
 _CHUNKS_PER_WORKER = 8  # several chunks per worker keep both busy when chunks run unevenly
 
 
-@dataclass(frozen=True)
-class HogParams:
-    """HOG settings; cells and blocks are square (sizes in pixels and in cells).
-
-    `smoothing` is the Gaussian sigma in pixels applied before the gradients (0: none);
-    `offset_grid` adds the descriptor of the image padded by half a cell (edge pixels
-    repeated), whose cells straddle the first grid's.
-    """
-
-    orientations: int = 12
-    pixels_per_cell: int = 4
-    cells_per_block: int = 2
-    block_norm: str = "L2-Hys"
-    smoothing: float = 0.7
-    offset_grid: bool = True
-
-    def validate(self, *, image_size: int | None = None) -> None:
-        """Raise a one-line UserError for settings HOG cannot use on `image_size` images."""
-        for key in ("orientations", "pixels_per_cell", "cells_per_block"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise UserError(f"HOG {key}={value!r} must be a whole number >= 1")
-        if isinstance(self.smoothing, bool) or not isinstance(self.smoothing, (int, float)) \
-                or not 0 <= self.smoothing < float("inf"):
-            raise UserError(f"HOG smoothing={self.smoothing!r} must be a number of pixels >= 0 (0: no blur)")
-        if self.block_norm not in BLOCK_NORMS:
-            raise UserError(f"HOG block_norm={self.block_norm!r} is not known; use one of {', '.join(BLOCK_NORMS)}")
-        if image_size is None:
-            return
-        if self.pixels_per_cell > image_size:
-            raise UserError(f"HOG pixels_per_cell={self.pixels_per_cell} is larger than the {image_size}px images; "
-                            f"use at most {image_size} or raise data.image_size")
-        cells = image_size // self.pixels_per_cell
-        if self.cells_per_block > cells:
-            raise UserError(f"HOG cells_per_block={self.cells_per_block} exceeds the {cells} cells per side of "
-                            f"{image_size}px images at pixels_per_cell={self.pixels_per_cell}; use at most {cells}")
-
-    def feature_length(self, height: int, width: int) -> int:
-        """Length of one image's feature vector: blocks x cells per block x orientations, per grid."""
-        return sum(self._grid_length(height + pad, width + pad) for pad in self._paddings())
-
-    def _paddings(self) -> list[int]:
-        # The offset grid needs a shift of at least one pixel, so 1-px cells have none.
-        half = self.pixels_per_cell // 2
-        return [0, self.pixels_per_cell] if self.offset_grid and half > 0 else [0]
-
-    def _grid_length(self, height: int, width: int) -> int:
-        rows = height // self.pixels_per_cell - self.cells_per_block + 1
-        cols = width // self.pixels_per_cell - self.cells_per_block + 1
-        return max(rows, 0) * max(cols, 0) * self.cells_per_block**2 * self.orientations
-
-
 def _hog_chunk(images: np.ndarray, params: HogParams) -> np.ndarray:
     """Features of a few images; a module-level function so worker processes can import it."""
-    # Imported here so that building the command line (which reads HogParams) stays fast.
+    # Imported here: scikit-image (the baseline extra) loads only when features are computed.
     from scipy.ndimage import gaussian_filter
     from skimage.feature import hog
 

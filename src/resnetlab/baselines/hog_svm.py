@@ -20,11 +20,13 @@ import numpy as np
 import yaml
 from scipy.special import softmax
 
-from resnetlab.baselines.hog import HogParams, cached_hog_features, zero_share
-from resnetlab.baselines.svm import DEFAULT_C, SvmParams, converged, decision_scores, fit_svm, fitted_settings
+from resnetlab.baselines.hog import cached_hog_features, zero_share
+from resnetlab.baselines.params import DEFAULT_C, HogParams, SvmParams
+from resnetlab.baselines.svm import converged, decision_scores, fit_svm, fitted_settings
 from resnetlab.config import build_config, to_dict
 from resnetlab.config.schema import DataConfig
 from resnetlab.errors import UserError
+from resnetlab.extras import require
 
 MODEL_NAME = "hog-svm"
 MONITOR = "val/accuracy"
@@ -80,11 +82,12 @@ def train_hog_svm(
     """Fit HOG+SVM on the train split, score val and test, and write a run folder.
 
     `kernel` "linear" (LinearSVC) or "rbf" (PCA to `pca_components`, then an exact SVC); `C`
-    None takes the kernel's default (`resnetlab.baselines.svm.DEFAULT_C`). `smoothing` and
+    None takes the kernel's default (`resnetlab.baselines.params.DEFAULT_C`). `smoothing` and
     `offset_grid` are explained in `resnetlab.baselines.hog`. `workers` processes extract the
     features (default: up to 2). `reuse_folder` fits again into an existing run folder `name`
     (a study's retry) instead of refusing it.
     """
+    require("skimage.feature", extra="baseline", what="the HOG+SVM baseline")  # before any data is loaded
     from resnetlab.atomic_write import write_json, write_text
     from resnetlab.data.cache import cache_root
     from resnetlab.data.sources import load_data

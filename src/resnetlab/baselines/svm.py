@@ -20,60 +20,21 @@ a monotone squashing for display, not a calibrated probability.
 
 from __future__ import annotations
 
-import math
 import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from resnetlab.baselines.params import SvmParams
 from resnetlab.errors import UserError
 
 if TYPE_CHECKING:  # scikit-learn loads on first use, so building the command line stays fast
     from sklearn.pipeline import Pipeline
 
-KERNELS = ("linear", "rbf")
 # BLAS threads while fitting and scoring. libsvm and liblinear are single-threaded anyway; on a
 # busy shared machine two OpenBLAS threads made PCA of a 1200 x 1200 matrix 60x slower (10 s vs
 # 0.17 s) by spinning against each other, while one thread costs little on an idle one.
 BLAS_THREADS = 1
-
-# Chosen on Fashion-MNIST's validation split (54,000 training images): C=5/10/20 for the RBF
-# SVC scored 0.9165/0.9183/0.9187; LinearSVC at C=0.0003/0.001 scored 0.9020/0.9037.
-DEFAULT_C = {"rbf": 10.0, "linear": 0.001}
-
-
-@dataclass(frozen=True)
-class SvmParams:
-    """`C` None takes the kernel's default; `gamma` None is sklearn's "scale" (1 / (D · var))."""
-
-    kernel: str = "rbf"
-    C: float | None = None
-    gamma: float | None = None
-    pca_components: int = 100
-    max_iter: int = 2000
-    seed: int = 0
-
-    @property
-    def resolved_C(self) -> float:
-        return DEFAULT_C[self.kernel] if self.C is None else float(self.C)
-
-    def validate(self) -> None:
-        if self.kernel not in KERNELS:
-            raise UserError(f"SVM kernel={self.kernel!r} is not known; use one of {', '.join(KERNELS)}")
-        if self.C is not None and not _positive(self.C):
-            raise UserError(f"SVM C={self.C!r} must be a number > 0 (larger C fits the training data harder)")
-        if self.gamma is not None and not _positive(self.gamma):
-            raise UserError(f"SVM gamma={self.gamma!r} must be a number > 0, or unset for sklearn's 'scale'")
-        if (isinstance(self.pca_components, bool) or not isinstance(self.pca_components, int)
-                or self.pca_components < 1):
-            raise UserError(f"SVM pca_components={self.pca_components!r} must be a whole number >= 1")
-
-
-def _positive(value: object) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value > 0)
-
 
 def build_svm(params: SvmParams, *, num_features: int, num_samples: int) -> Pipeline:
     """The unfitted pipeline for `num_samples` training vectors of `num_features` each."""

@@ -14,18 +14,27 @@ DATA_HELP = ("data.* overrides, e.g. data.source=fashion-mnist (built-ins keep t
 
 def register(subparsers: argparse._SubParsersAction, common_parent: argparse.ArgumentParser) -> None:
     """Add ``baseline`` with its sub-commands; `common_parent` carries the shared --debug."""
-    from resnetlab.baselines.hog import HogParams
-    from resnetlab.baselines.svm import DEFAULT_C, KERNELS, SvmParams
+    from resnetlab.baselines.params import DEFAULT_C, KERNELS, HogParams, SvmParams
 
     # main.py's add_parser may already add the common parent; the leaves add it themselves.
-    p = subparsers.add_parser("baseline", help="classical baselines (HOG+SVM) as comparable run folders")
-    kinds = p.add_subparsers(dest="baseline", metavar="BASELINE", required=True)
+    p = subparsers.add_parser("baseline", help="classical baselines (HOG+SVM) as comparable run folders",
+                              description="Fit a classical baseline on the same data and splits as a network; its "
+                                          "run folder has the same metrics, plots and report, so `resnetlab report` "
+                                          "and studies compare it with network runs.",
+                              epilog="examples:\n"
+                                     "  resnetlab baseline hog-svm data.source=fashion-mnist\n"
+                                     "  resnetlab report runs/hog-svm_* runs/NAME")
+    kinds = p.add_subparsers(dest="baseline", metavar="BASELINE", required=True, help="the baseline to fit")
 
     hog, svm = HogParams(), SvmParams()
     q = kinds.add_parser("hog-svm", parents=[common_parent],
                          help="HOG features + SVM (scikit-image, scikit-learn)",
                          description="Fit an SVM on HOG features of the train split; write metrics, plots "
-                                     "and report.md for val and test like a training run.")
+                                     "and report.md for val and test like a training run.",
+                         epilog="examples:\n"
+                                "  resnetlab baseline hog-svm\n"
+                                "  resnetlab baseline hog-svm data.source=fashion-mnist --kernel linear\n"
+                                "  resnetlab baseline hog-svm data.source=path/to/images data.image_size=64 --C 5")
     q.add_argument("overrides", nargs="*", help=DATA_HELP)
     q.add_argument("--kernel", choices=KERNELS, default=svm.kernel,
                    help=f"linear SVM, or an RBF SVC on PCA-reduced features (default {svm.kernel})")

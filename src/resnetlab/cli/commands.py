@@ -9,10 +9,12 @@ from pathlib import Path
 
 import yaml
 
-from resnetlab.config import all_keys, build_config, describe_preset, list_presets, read_yaml, to_dict
-from resnetlab.config.schema import Config
+from resnetlab.config import build_config, describe_preset, list_presets, read_yaml, to_dict
 from resnetlab.errors import UserError
-from resnetlab.training.progress import is_interactive
+
+
+def is_interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 def train(args: argparse.Namespace) -> int:
@@ -124,15 +126,19 @@ def show_config(args: argparse.Namespace) -> int:
 
 
 def _print_keys() -> None:
-    import dataclasses
-    import typing
+    from resnetlab.cli.keys import key_infos
+
+    infos = key_infos()
+    rows = [(info.key, _shown(info.default), info.accepted, info.help) for info in infos]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
 
 
-
-    defaults = to_dict(Config())
-    for key in all_keys():
-        section, name = key.split(".", 1)
-        cls = typing.get_type_hints(Config)[section]
-        meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
-        print(f"{key:32} {defaults[section][name]!s:18} {meta.get('help', '')}")
-
+def _shown(value: object) -> str:
+    """A default as it would be typed in an override."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value).replace(" ", "")

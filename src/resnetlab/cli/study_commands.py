@@ -19,7 +19,12 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     """Add the ``study`` and ``search`` sub-commands."""
     p = _add(subparsers, common_parent, "study", help="train the variants of a study and compare them (mean ± std)",
              description="Run a study file (or a built-in study) and write all_results.json, results.csv, "
-                         "study.md and plots in runs/<study>/. Finished runs are skipped, interrupted ones resumed.")
+                         "study.md and plots in runs/<study>/. Finished runs are skipped, interrupted ones resumed.",
+             epilog="examples:\n"
+                    "  resnetlab study --list\n"
+                    "  resnetlab study optimizer\n"
+                    "  resnetlab study lr data.source=fashion-mnist train.epochs=5\n"
+                    "  resnetlab study my_study.yaml --jobs 2")
     p.add_argument("study", nargs="?", metavar="STUDY.yaml|NAME", help="a study file or a built-in study name")
     p.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
     p.add_argument("--jobs", type=int, default=1, metavar="N",
@@ -32,7 +37,11 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
 
     p = _add(subparsers, common_parent, "search", help="hyperparameter search with Optuna (shared by many workers)",
              description="Search a space of config keys with Optuna (TPE, median pruning). Start the same command "
-                         "in several processes or machines to share the work; --trials is the total.")
+                         "in several processes or machines to share the work; --trials is the total.",
+             epilog="examples:\n"
+                    "  resnetlab search hparams --trials 30\n"
+                    "  resnetlab search my_search.yaml --trials 40 --retrain\n"
+                    "  resnetlab search hparams --trials 60 --storage postgresql://user@host/db   # on every machine")
     p.add_argument("search", metavar="SEARCH.yaml|NAME", help="a search file (with space:) or a built-in search")
     p.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
     p.add_argument("--trials", type=int, metavar="N",

@@ -84,7 +84,9 @@ class DataConfig(_Strict):
                             min=0.0, max=0.9)
     split_seed: int = opt(0, "seed of the train/val/test split (independent of train.seed)", min=0)
     subset: int | None = opt(None, "use at most this many training images (seeded), for quick runs", min=1)
-    image_column: str = opt("image", "CSV column holding image paths (relative to the CSV)")
+    image_column: str = opt("image", "CSV column holding image paths (relative to data.image_root)")
+    image_root: str | None = opt(None, "folder a manifest's relative image paths are resolved against "
+                                 "(default: the CSV's folder), e.g. KonIQ-10k's 1024x768/")
     label_column: str = opt("label", "CSV column holding the class label or the numeric target")
     split_column: str | None = opt(None, "CSV column holding train/val/test per row")
     feature_columns: list[str] = opt(list, "CSV columns used as a side-feature vector", factory=True)
@@ -204,7 +206,13 @@ class OutputConfig(_Strict):
     dir: str = opt("runs", "folder that holds run folders")
     name: str | None = opt(None, "run folder name inside output.dir (default: model_bs<B>_lr<LR>_<timestamp>)",
                            check=folder_name_problem)
-    tensorboard: bool = opt(True, "write TensorBoard events")
+    tensorboard: bool = opt(True, "write TensorBoard events: scalars, HParams, the confusion matrix")
+    histograms: bool = opt(False, "TensorBoard: every layer's weight and gradient histograms each epoch (124 tags "
+                                  "for a ResNet-18; off keeps event files small)")
+    log_steps: int = opt(50, "TensorBoard: train loss and lr every N optimizer steps besides each epoch (0: off)",
+                         min=0)
+    mlflow: str | None = opt(None, "MLflow tracking URI (sqlite:///mlflow.db, file:./mlruns, http://host:5000): "
+                                   "params, metrics and the run folder (needs resnetlab[mlflow])")
     plots: bool = opt(True, "draw plots at the end of the run")
     progress: bool = opt(True, "print the run on screen: banner, live bars, epoch lines, final line (false: "
                                "silent; train.log in the run folder still gets every line)")

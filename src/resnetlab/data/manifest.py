@@ -1,6 +1,7 @@
 """CSV manifest source: one row per image, with label, optional split, side features and clips.
 
-Image paths are relative to the CSV's folder, or absolute. Labels are class names (any text;
+Image paths are relative to the image root (the CSV's folder unless data.image_root says
+another, as for KonIQ-10k, whose CSV names bare files kept in a sibling folder), or absolute. Labels are class names (any text;
 sorted numerically when they are all integers, so "10" follows "9") or, for regression,
 numbers. Rows of a clip (group_column) are sorted by order_column (numerically when every value
 is a number) and thinned to every frame_interval-th frame. A file that does not exist is
@@ -61,12 +62,18 @@ def _column(header: list[str], name: str, key: str, path: Path) -> int:
 def read_manifest(path: Path, *, task: str = "classification", image_column: str = "image",
                   label_column: str = "label", split_column: str | None = None,
                   feature_columns: list[str] | tuple[str, ...] = (), group_column: str | None = None,
-                  order_column: str | None = None, frame_interval: int = 1) -> Catalog:
-    """List a CSV manifest; the keyword arguments are the data.* settings of the same names."""
+                  order_column: str | None = None, frame_interval: int = 1,
+                  image_root: Path | None = None) -> Catalog:
+    """List a CSV manifest; the keyword arguments are the data.* settings of the same names.
+
+    Relative image paths are resolved against ``image_root``, by default the CSV's folder."""
     if order_column and not group_column:
         raise UserError(f"data.order_column={order_column} needs data.group_column (the clip each frame belongs to)")
     if frame_interval > 1 and not group_column:
         raise UserError(f"data.frame_interval={frame_interval} needs data.group_column: frames are thinned per clip")
+    if image_root is not None and not image_root.is_dir():
+        raise UserError(f"data.image_root={image_root} is not a folder; give the folder that holds the images "
+                        f"the manifest {path.name} lists")
     header, rows = _read_rows(path)
     col_image = _column(header, image_column, "data.image_column", path)
     col_label = _column(header, label_column, "data.label_column", path)
@@ -114,7 +121,7 @@ def read_manifest(path: Path, *, task: str = "classification", image_column: str
     if group_column:
         records = _thin_clips(records, frame_interval=frame_interval)
 
-    folder = path.parent
+    folder = path.parent if image_root is None else image_root
     ids, paths, kept, skipped = [], [], [], []
     for rec in records:
         given = Path(rec[0]).expanduser()
@@ -127,7 +134,8 @@ def read_manifest(path: Path, *, task: str = "classification", image_column: str
         kept.append(rec)
     if not kept:
         raise UserError(f"manifest {path}: none of the {len(records)} listed images exist; paths are relative "
-                        f"to {folder} (e.g. first: {records[0][0]})")
+                        f"to {folder} (e.g. first: {records[0][0]}) — set data.image_root=FOLDER to the folder "
+                        "that holds them")
 
     if task == "regression":
         class_names: list[str] = []

@@ -43,7 +43,8 @@ def _did_you_mean(source: str) -> str:
 def _manifest_only(cfg: DataConfig, source: str) -> None:
     """Manifest settings given with another source would be silently ignored: refuse instead."""
     used = [k for k, v in (("split_column", cfg.split_column), ("feature_columns", cfg.feature_columns),
-                           ("group_column", cfg.group_column), ("order_column", cfg.order_column)) if v]
+                           ("group_column", cfg.group_column), ("order_column", cfg.order_column),
+                           ("image_root", cfg.image_root)) if v]
     if cfg.task == "regression":
         raise UserError(f"data.task=regression needs a CSV manifest with a numeric data.label_column; "
                         f"data.source={source} holds classes")
@@ -66,7 +67,8 @@ def open_source(cfg: DataConfig, *, log: Callable[[str], None] = print) -> Catal
         return read_manifest(path, task=cfg.task, image_column=cfg.image_column, label_column=cfg.label_column,
                              split_column=cfg.split_column, feature_columns=cfg.feature_columns,
                              group_column=cfg.group_column, order_column=cfg.order_column,
-                             frame_interval=cfg.frame_interval)
+                             frame_interval=cfg.frame_interval,
+                             image_root=Path(cfg.image_root).expanduser() if cfg.image_root else None)
     if path.exists():
         raise UserError(f"data.source: {source} is a file but not a .csv manifest; {_GIVE}")
     raise UserError(f"data.source: {source} not found{_did_you_mean(source)}; {_GIVE}")

@@ -417,6 +417,41 @@ def plot_misclassified_grid(
     return _save(fig, path)
 
 
+# --- Grad-CAM ------------------------------------------------------------------------
+
+
+def plot_message(text: str, *, title: str, path: str | Path) -> Path:
+    """A figure that only says why there is nothing to draw (the report keeps no broken link)."""
+    return _save(_message_figure(text, title=title), path)
+
+
+def plot_gradcam_grid(images: np.ndarray, maps: np.ndarray, titles: Sequence[str], *, path: str | Path,
+                      correct: Sequence[bool | None] | None = None, title: str = "") -> Path:
+    """Each uint8 image (N, C, H, W) with its Grad-CAM map (N, H, W) in [0, 1] laid over it, titled;
+    ``correct`` colours a title green (right), red (wrong) or black (true class unknown)."""
+    images = np.asarray(images)
+    n = len(images)
+    cols = min(n, 4) if n <= 16 else math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    smooth = "nearest" if images.shape[2] <= 64 else "antialiased"
+    for i, ax in enumerate(axes.ravel()[:n]):
+        picture = images[i]
+        if picture.shape[0] == 1:
+            ax.imshow(picture[0], cmap="gray", vmin=0, vmax=255, interpolation=smooth)
+        else:
+            ax.imshow(picture.transpose(1, 2, 0), interpolation=smooth)
+        ax.imshow(maps[i], cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0, interpolation="bilinear")
+        right = None if correct is None else correct[i]
+        ax.set_title(titles[i], fontsize=8, color={True: "tab:green", False: "tab:red"}.get(right, "black"))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(h_pad=1.5)
+    return _save(fig, path)
+
+
 # --- regression ----------------------------------------------------------------------
 
 

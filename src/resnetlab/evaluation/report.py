@@ -59,6 +59,7 @@ PLOT_CAPTIONS = {
     "per_class_top_bottom.png": "Best and worst classes",
     "confused_pairs.png": "Most confused pairs",
     "misclassified.png": "Most confident mistakes",
+    "gradcam.png": "Grad-CAM: where the model looked (confident right and wrong validation images)",
     "regression_scatter.png": "Predictions vs targets",
     "scatter.png": "Predictions vs targets",
     "residuals.png": "Residuals",

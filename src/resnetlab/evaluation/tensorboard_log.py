@@ -1,4 +1,4 @@
-"""A thin TensorBoard writer for scalars, parameter histograms and confusion matrices.
+"""A thin TensorBoard writer for scalars, HParams, parameter histograms and confusion matrices.
 
 TensorBoard is a convenience, not a requirement: when the `tensorboard` package cannot
 be imported, the logger warns once and every method does nothing, so training runs on.
@@ -6,6 +6,7 @@ be imported, the logger warns once and every method does nothing, so training ru
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -26,8 +27,8 @@ def _summary_writer_class() -> Any:
     except ImportError as exc:
         if not _warned_missing:
             warnings.warn(
-                f"TensorBoard logging is off: {exc}. Install the 'tensorboard' package "
-                "to enable it.",
+                f"TensorBoard logging is off: {exc}; pip install 'resnetlab[tensorboard]' to enable it "
+                "(or set output.tensorboard=false)",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -54,6 +55,29 @@ class TensorBoardLogger:
             return
         for name, value in scalars.items():
             self._writer.add_scalar(name, float(value), global_step=step)
+
+    def log_hparams(self, hparams: Mapping[str, Any], *, trial: str) -> None:
+        """The run's settings as one HParams session, ended as a success.
+
+        Only the session is written, no experiment summary: TensorBoard then builds the HParams
+        table from every session under --logdir (settings that differ between runs first) and takes
+        each session's metrics from its own scalars, so the runs of a study sort side by side by
+        their final scores. An experiment summary per run would make it show one run's columns only.
+        """
+        if self._writer is None:
+            return
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
+
+        values = {k: v if isinstance(v, (bool, int, float, str)) else _hparam_text(v) for k, v in hparams.items()}
+        end = plugin_data_pb2.HParamsPluginData(session_end_info=plugin_data_pb2.SessionEndInfo(
+            status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time()))
+        end_pb = Summary()  # tensorboard's own session_end_pb imports TensorFlow
+        end_pb.value.add(tag=metadata.SESSION_END_INFO_TAG, metadata=metadata.create_summary_metadata(end),
+                         tensor=metadata.NULL_TENSOR)
+        writer = self._writer._get_file_writer()
+        writer.add_summary(summary_v2.hparams_pb(values, trial_id=trial))
+        writer.add_summary(end_pb)
 
     def log_histograms(self, model: torch.nn.Module, step: int) -> None:
         """Weights as "weights/<name>" and, when present, gradients as "grads/<name>"."""
@@ -103,3 +127,8 @@ class TensorBoardLogger:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _hparam_text(value: Any) -> str:
+    """A setting as it is typed in an override: null, [0.9, 0.999]."""
+    return "null" if value is None else str(value)

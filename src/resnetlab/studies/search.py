@@ -30,6 +30,7 @@ import yaml
 from resnetlab.atomic_write import atomic_write, write_json, write_text
 from resnetlab.config import build_config, to_dict
 from resnetlab.errors import UserError, first_line
+from resnetlab.extras import install_hint, require
 from resnetlab.studies.run_state import METRICS_FILE, run_status
 from resnetlab.studies.spec import Param, SearchSpec, changed_settings, check_metric
 
@@ -75,7 +76,7 @@ def run_search(spec: SearchSpec, *, overrides: Sequence[str] = (), trials: int |
                storage: str | None = None, study_name: str | None = None, retrain: bool = False,
                out: str | Path | None = None, echo: Callable[[str], None] = print) -> SearchOutcome:
     """Work on the search until ``trials`` trials are COMPLETE or PRUNED, then write its report."""
-    import optuna
+    optuna = require("optuna", extra="search", what="resnetlab search")
 
     trials = trials if trials is not None else spec.trials
     if trials is None:
@@ -133,7 +134,8 @@ def check_search(spec: SearchSpec, *, overrides: Sequence[str] = ()) -> None:
 
 
 # Keys that may differ between workers (other machines, other cores) without changing what a trial learns.
-LOCAL_KEYS = ("output.dir", "output.name", "output.progress", "output.tensorboard", "train.resume",
+LOCAL_KEYS = ("output.dir", "output.name", "output.progress", "output.tensorboard", "output.histograms",
+              "output.log_steps", "output.mlflow", "train.resume",
               "train.threads", "train.device", "data.dir", "data.cache_dir", "data.workers")
 
 
@@ -171,8 +173,12 @@ def open_storage(url: str) -> Any:
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
             last = exc
             time.sleep(0.5 + attempt)
-        except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as exc:
-            # e.g. an unknown scheme, or a database driver that is not installed (psycopg2 for postgresql)
+        except ImportError as exc:  # the database's driver (psycopg for postgresql://)
+            hint = install_hint("postgres") if url.startswith("postgresql") else "install its driver"
+            raise UserError(f"--storage {url}: its database driver is not installed ({first_line(exc)}); "
+                            f"{hint}") from None
+        except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+            # e.g. an unknown scheme
             raise UserError(f"--storage {url}: SQLAlchemy cannot open it ({first_line(exc)}); use a database URL "
                             "such as sqlite:///runs/search.db or postgresql://user@host/db, with its driver "
                             "installed") from None

@@ -95,6 +95,10 @@ class TrainParts:
     uses_features: bool = False
     stop: StopRequest = field(default_factory=StopRequest)
     on_epoch_end: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    # Every log_steps optimizer steps: on_step(step, loss of the step's last micro-batch, lr). Costs one
+    # host-device sync per call (free on the CPU), none between calls.
+    on_step: list[Callable[[int, float, float], None]] = field(default_factory=list)
+    log_steps: int = 0
 
 
 def fit(parts: TrainParts, state: LoopState | None = None) -> LoopState:
@@ -153,8 +157,9 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
                 with autocast(p.device, p.amp_dtype):
                     inputs = (images, batch.features) if p.uses_features else (images,)
                     loss = p.loss_fn(p.model(*inputs), targets)
+                log_step = boundary and p.log_steps > 0 and bool(p.on_step) and (state.step + 1) % p.log_steps == 0
                 check = boundary and (state.step % sync_every == 0 or micro == micro_per_epoch
-                                      or p.checkpoint_steps > 0 or p.stop.requested)
+                                      or p.checkpoint_steps > 0 or p.stop.requested or log_step)
                 if check and not torch.isfinite(loss):  # sync point (free on the CPU)
                     _diverged(state, loss, lr)
                 scaled = loss / p.accumulate
@@ -173,6 +178,10 @@ def _fit(parts: TrainParts, state: LoopState | None) -> LoopState:
                     per_micro = (time.perf_counter() - local_start) / max(1, micro - resumed_at)
                     p.progress.update(micro, loss=mean_loss, images_per_s=rate,
                                       eta_s=(micro_per_epoch - micro) * per_micro)
+                if log_step:
+                    step_loss = float(loss.detach())  # already synced by the check above
+                    for hook in p.on_step:
+                        hook(state.step, step_loss, lr)
                 # Alone, a stop request is read after every step; under DDP it is agreed on at steps that
                 # are the same on every process (a collective, so not on a GPU's every step).
                 stopping = ((p.stop.agree is None or state.step % sync_every == 0 or micro == micro_per_epoch)

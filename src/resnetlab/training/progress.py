@@ -6,7 +6,6 @@ study's worker process) the live bar turns into a plain line every quarter epoch
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import TextIO
@@ -90,5 +89,3 @@ class ProgressReporter:
             self._log = None
 
 
-def is_interactive() -> bool:
-    return sys.stdin is not None and sys.stdin.isatty()
