@@ -11,8 +11,12 @@ import difflib
 from typing import Callable, Iterable
 
 
-class UserError(Exception):
-    """A bad input: the message names the key, file or value and what to do about it."""
+class UserError(ValueError):
+    """A bad input: the message names the key, file or value and what to do about it.
+
+    A ValueError, so library code that raises it is caught like any other bad argument by
+    callers that do not know the command line.
+    """
 
 
 def did_you_mean(word: str, options: Iterable[str], *, cutoff: float = 0.6, shown: Callable[[str], str] = str,

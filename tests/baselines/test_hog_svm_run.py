@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from resnetlab.api.assemble import baseline_data_config, data_kwargs
 from resnetlab.baselines.hog import hog_features, zero_share
-from resnetlab.baselines.hog_svm import baseline_data_config, train_hog_svm
+from resnetlab.baselines.hog_svm import train_hog_svm
 from resnetlab.baselines.params import HogParams
 from resnetlab.config import build_config
 from resnetlab.errors import UserError
@@ -18,7 +19,8 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def _digits(tmp: Path, size: int = 16):
-    return build_config(["data.source=digits", f"data.image_size={size}", f"data.cache_dir={tmp / 'cache'}"]).data
+    return data_kwargs(build_config(["data.source=digits", f"data.image_size={size}",
+                                     f"data.cache_dir={tmp / 'cache'}"]).data)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_feature_zero_share_matches_the_features(rbf_run):
     from resnetlab.data.sources import load_data
 
     result, data = rbf_run
-    bundle = load_data(data, log=lambda line: None)
+    bundle = load_data(**data, log=lambda line: None)
     for split in ("val", "test"):
         features = hog_features(getattr(bundle, split).images, HogParams(), workers=1)
         by_hand = sum(int(v == 0) for v in features.ravel().tolist()) / features.size
@@ -122,7 +124,7 @@ def test_bad_parameters_fail_before_any_work(tmp_path, kwargs, words):
 
 def test_regression_data_is_refused(tmp_path):
     data = _digits(tmp_path)
-    data.task = "regression"
+    data["task"] = "regression"
     with pytest.raises(UserError, match="classifies"):
         train_hog_svm(data, out_dir=tmp_path)
 
@@ -142,7 +144,7 @@ def test_builtins_keep_their_native_size_unless_told():
 def test_fashion_mnist_reaches_the_published_accuracy(tmp_path):
     """The defaults on 54,000 training images: about 2 minutes on two cores, 3.4 GB peak memory."""
     # data.cache=memory: the cold path, and no 1 GB feature cache left in the home folder.
-    result = train_hog_svm(baseline_data_config(["data.source=fashion-mnist", "data.cache=memory"]), out_dir=tmp_path,
+    result = train_hog_svm(data_kwargs(baseline_data_config(["data.source=fashion-mnist", "data.cache=memory"])), out_dir=tmp_path,
                            log=lambda line: None)
     assert result.test["accuracy"] >= 0.921  # published HOG+SVM: 0.926
 

@@ -287,3 +287,32 @@ def test_predict_with_broken_weights_writes_no_file(run_dir, tmp_path, capsys):
     out = tmp_path / "pred.csv"
     assert main(["predict", str(tmp_path / "broken.pt"), str(tmp_path / "one.png"), "--out", str(out)]) == 2
     assert "gives NaN or infinite outputs for 1 of 1 images" in capsys.readouterr().err and not out.exists()
+
+
+def test_best_pt_is_slim_and_serves_eval_predict_and_fine_tuning_while_last_pt_resumes(run_dir, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    best = torch.load(run_dir / "best.pt", weights_only=True)
+    last = torch.load(run_dir / "last.pt", weights_only=True)
+    resume_state = {"optimizer", "scaler", "loader", "rng", "augment", "per_process", "monitor", "history"}
+    assert not resume_state & set(best)
+    assert {"model", "class_names", "mean", "std", "config", "task", "image_size", "channels"} <= set(best)
+    assert best["metrics"]["epoch"] == best["epoch"] and "val/accuracy" in best["metrics"]
+    assert resume_state - {"scaler"} <= set(last)
+    assert (run_dir / "best.pt").stat().st_size < (run_dir / "last.pt").stat().st_size
+
+    assert main(["eval", str(run_dir / "best.pt"), "--out", str(tmp_path / "eval")]) == 0
+    Image.fromarray((load_digits().images[0] * 16).astype(np.uint8)).save(tmp_path / "one.png")
+    assert main(["predict", str(run_dir / "best.pt"), str(tmp_path / "one.png"), "--out",
+                 str(tmp_path / "pred.csv")]) == 0
+    assert main(["train", "preset=test", f"output.dir={tmp_path}", "output.name=tuned", "train.epochs=1",
+                 "data.subset=100", f"model.weights={run_dir / 'best.pt'}"]) == 0
+    assert "loaded" in (tmp_path / "tuned" / "train.log").read_text()
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(copy), "train.epochs=3"]) == 0
+    assert [row["epoch"] for row in json.loads((copy / "history.json").read_text())] == [1, 2, 3]

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnetlab.config.schema import DataConfig
 from resnetlab.data import builtin
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
@@ -73,13 +72,13 @@ def cifar() -> Callable[..., Path]:
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> Callable[..., DataConfig]:
-    """DataConfig factory: small images, a private cache folder, two decoding threads."""
+def cfg(tmp_path: Path) -> Callable[..., dict[str, Any]]:
+    """load_data's keyword arguments: small images, a private cache folder, two decoding threads."""
 
-    def build(source: str | Path, **kwargs: Any) -> DataConfig:
+    def build(source: str | Path, **kwargs: Any) -> dict[str, Any]:
         values: dict[str, Any] = {"image_size": 8, "cache_dir": str(tmp_path / "cache"), "workers": 2}
         values.update(kwargs)
-        return DataConfig(source=str(source), **values)
+        return {"source": str(source), **values}
 
     return build
 

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from resnetlab.config.schema import AugmentConfig
 from resnetlab.data.augment import BatchAugment, normalize, shift_hue, warp, warp_theta
 
 # The CIFAR-10 ResNet-18 recipe (cifar-resnet18 preset), plus every op it leaves off, so one config
@@ -27,7 +26,7 @@ def augment(channels: int = 3, *, seed: int = 0, num_classes: int = 10, unit: bo
             **fields: object) -> BatchAugment:
     """A BatchAugment; ``unit`` uses mean 0 and std 1 so outputs are the [0, 1] pixels."""
     mean, std = ([0.0] * channels, [1.0] * channels) if unit else ([MEAN] * channels, [STD] * channels)
-    return BatchAugment(AugmentConfig(**fields), num_classes=num_classes, mean=mean, std=std, seed=seed)
+    return BatchAugment(**fields, num_classes=num_classes, mean=mean, std=std, seed=seed)
 
 
 def norm(x: torch.Tensor) -> torch.Tensor:
@@ -82,10 +81,10 @@ def test_bad_inputs_are_rejected():
         augment(hflip=1.0)(images().float(), labels())
     with pytest.raises(ValueError, match="channels"):
         augment(channels=1, hflip=1.0)(images(c=3), labels())
-    with pytest.raises(ValueError, match="augment.scale"):
+    with pytest.raises(ValueError, match="scale must be"):
         augment(scale=[1.2, 0.8])
     with pytest.raises(ValueError, match="std"):
-        BatchAugment(AugmentConfig(), num_classes=10, mean=[0.5], std=[0.0])
+        BatchAugment(num_classes=10, mean=[0.5], std=[0.0])
 
 
 # ---------------------------------------------------------------------- flips and crop

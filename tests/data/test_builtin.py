@@ -33,12 +33,12 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 
 
 def test_digits(cfg, log) -> None:
-    bundle = load_data(cfg("digits", image_size=16, cache="memory"), log=log)
+    bundle = load_data(**cfg("digits", image_size=16, cache="memory"), log=log)
     assert len(bundle.train) + len(bundle.val) + len(bundle.test) == 1797
     assert bundle.channels == 1 and bundle.train.images.shape[1:] == (1, 16, 16)
     assert bundle.train.images.max() == 255 and bundle.class_names == [str(i) for i in range(10)]
     assert bundle.train.ids[0].startswith("digits/")
-    rgb = load_data(cfg("digits", channels=3, cache="memory"), log=log)
+    rgb = load_data(**cfg("digits", channels=3, cache="memory"), log=log)
     assert rgb.train.images.shape[1:] == (3, 8, 8)
     assert np.array_equal(rgb.train.images[:, 0], rgb.train.images[:, 2])
 
@@ -47,7 +47,7 @@ def test_digits(cfg, log) -> None:
 def test_fashion_mnist_from_the_debian_folder(cfg, log, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(builtin, "SYSTEM_DIRS", DEFAULT_SYSTEM_DIRS)  # found without data.dir
     start = time.monotonic()
-    bundle = load_data(cfg("fashion-mnist", dir=str(tmp_path / "empty"), download=False, image_size=28,
+    bundle = load_data(**cfg("fashion-mnist", dir=str(tmp_path / "empty"), download=False, image_size=28,
                            cache="memory"), log=log)
     assert time.monotonic() - start < 10
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (54000, 6000, 10000)
@@ -66,20 +66,20 @@ def test_fashion_mnist_idx_files_in_data_dir(tmp_path: Path, cfg, log) -> None:
     _write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(20) % 10)
     _write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (10, 28, 28)))
     _write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(10))
-    bundle = load_data(cfg("fashion-mnist", dir=str(tmp_path), image_size=28, val_ratio=0.5), log=log)
+    bundle = load_data(**cfg("fashion-mnist", dir=str(tmp_path), image_size=28, val_ratio=0.5), log=log)
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (10, 10, 10)
     first = int(bundle.train.ids[0].rsplit("/", 1)[1])
     assert np.array_equal(bundle.train.images[0, 0], train[first])
     assert bundle.train.targets[0] == first % 10
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\x09" + b"\0" * 3))
     with pytest.raises(UserError, match=r"t10k-labels-idx1-ubyte.gz holds 3 bytes of data but its header says \[9\]"):
-        load_data(cfg("fashion-mnist", dir=str(tmp_path)), log=log)
+        load_data(**cfg("fashion-mnist", dir=str(tmp_path)), log=log)
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_cifar_pickles(tmp_path: Path, cfg, log, cifar, name: str) -> None:
     folder = cifar(tmp_path, name)
-    bundle = load_data(cfg(name, dir=str(tmp_path), image_size=32, val_ratio=0.0), log=log)
+    bundle = load_data(**cfg(name, dir=str(tmp_path), image_size=32, val_ratio=0.0), log=log)
     n_train = 30 if name == "cifar10" else 6
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (n_train, 0, 6)
     assert len(bundle.class_names) == (10 if name == "cifar10" else 100) and bundle.class_names[3] == "class3"
@@ -104,18 +104,18 @@ def test_cifar_unpickler_refuses_code(tmp_path: Path, cfg, log, cifar) -> None:
     with open(folder / "test_batch", "wb") as f:
         pickle.dump({b"data": Evil()}, f, protocol=2)
     with pytest.raises(UserError, match=r"test_batch is not a CIFAR batch \(refusing to load (posix|nt)\.system\)"):
-        load_data(cfg("cifar10", dir=str(tmp_path)), log=log)
+        load_data(**cfg("cifar10", dir=str(tmp_path)), log=log)
     assert not (tmp_path / "pwned").exists()
 
 
 def test_lookup_order_and_not_found(tmp_path: Path, cfg, log, cifar, monkeypatch: pytest.MonkeyPatch) -> None:
     cifar(tmp_path / "env", "cifar10")
     monkeypatch.setenv("RESNETLAB_DATA", str(tmp_path / "env"))
-    assert load_data(cfg("cifar10", cache="memory"), log=log).test is not None
+    assert load_data(**cfg("cifar10", cache="memory"), log=log).test is not None
     monkeypatch.delenv("RESNETLAB_DATA")
     with pytest.raises(UserError, match=r"cifar100 not found in .*put the files in .*cifar-100-python or set "
                                         r"data.dir, or set data.download=true"):
-        load_data(cfg("cifar100", dir=str(tmp_path / "none"), download=False), log=log)
+        load_data(**cfg("cifar100", dir=str(tmp_path / "none"), download=False), log=log)
 
 
 @pytest.mark.parametrize("source, message", [
@@ -127,9 +127,9 @@ def test_lookup_order_and_not_found(tmp_path: Path, cfg, log, cifar, monkeypatch
 ])
 def test_unknown_sources_suggest_builtins(cfg, log, source: str, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        load_data(cfg(source), log=log)
+        load_data(**cfg(source), log=log)
 
 
 def test_builtins_refuse_manifest_settings(cfg, log) -> None:
     with pytest.raises(UserError, match=r"data.feature_columns only applies to a CSV manifest"):
-        load_data(cfg("digits", feature_columns=["age"]), log=log)
+        load_data(**cfg("digits", feature_columns=["age"]), log=log)

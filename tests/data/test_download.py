@@ -94,14 +94,14 @@ def test_cifar10_end_to_end_from_a_local_server(http_dir, tmp_path: Path, cfg, l
     monkeypatch.setitem(download.RESOURCES, "cifar10",
                         (Remote(url + archive.name, md5=_md5(archive.read_bytes()), extract=True),))
     data_dir = tmp_path / "datasets"
-    bundle = load_data(cfg("cifar10", dir=str(data_dir), val_ratio=0.1), log=log)
+    bundle = load_data(**cfg("cifar10", dir=str(data_dir), val_ratio=0.1), log=log)
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (18, 2, 4)
     assert sorted(p.name for p in data_dir.iterdir()) == ["cifar-10-batches-py"]  # archive removed
     assert bundle.train.images.dtype == np.uint8 and "extracting cifar-10-python.tar.gz" in log.text()
     # A mirror with the wrong file fails with the checksum message, not later while parsing.
     monkeypatch.setitem(download.RESOURCES, "cifar10", (Remote(url + archive.name, md5="f" * 32, extract=True),))
     with pytest.raises(UserError, match=r"md5 is .* expected f{32}"):
-        load_data(cfg("cifar10", dir=str(tmp_path / "other")), log=log)
+        load_data(**cfg("cifar10", dir=str(tmp_path / "other")), log=log)
 
 
 def test_published_table() -> None:

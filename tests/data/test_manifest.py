@@ -27,7 +27,7 @@ def test_relative_paths_names_and_split_column(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", names[i % 3], splits[i]] for i in range(12)]
     rows.append([str(pics / "img" / "p00.png"), "red", "train"])  # an absolute path
     path = write_manifest(pics / "m.csv", ["image", "label", "split"], rows)
-    bundle = load_data(cfg(path, split_column="split"), log=log)
+    bundle = load_data(**cfg(path, split_column="split"), log=log)
     assert bundle.class_names == ["blue", "green", "red"]
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (7, 3, 3)
     assert bundle.val.ids == ["img/p06.png", "img/p07.png", "img/p08.png"]
@@ -40,7 +40,7 @@ def test_relative_paths_names_and_split_column(pics: Path, cfg, log) -> None:
 def test_features_are_standardized_with_train_statistics(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", i % 2, "train" if i < 8 else "val", i, 5.0] for i in range(12)]
     path = write_manifest(pics / "m.csv", ["image", "label", "split", "age", "const"], rows)
-    bundle = load_data(cfg(path, split_column="split", feature_columns=["age", "const"]), log=log)
+    bundle = load_data(**cfg(path, split_column="split", feature_columns=["age", "const"]), log=log)
     train_age = np.arange(8.0)
     mean, std = train_age.mean(), train_age.std()
     assert bundle.train.features.dtype == np.float32 and bundle.train.features.shape == (8, 2)
@@ -61,7 +61,7 @@ def test_clips_are_ordered_thinned_and_kept_in_one_split(tmp_path: Path, image, 
     rng = np.random.default_rng(0)
     rows = [rows[i] for i in rng.permutation(len(rows))]
     path = write_manifest(tmp_path / "frames.csv", ["image", "clip", "t", "label"], rows)
-    bundle = load_data(cfg(path, group_column="clip", order_column="t", frame_interval=2,
+    bundle = load_data(**cfg(path, group_column="clip", order_column="t", frame_interval=2,
                            val_ratio=0.2, test_ratio=0.2), log=log)
     splits = (bundle.train, bundle.val, bundle.test)
     assert sum(len(s) for s in splits) == 20  # every second frame of 10 clips of 4
@@ -77,17 +77,17 @@ def test_clips_are_ordered_thinned_and_kept_in_one_split(tmp_path: Path, image, 
 def test_clip_split_across_a_split_column_is_warned(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", "a", f"clip{i // 4}", "val" if i in (3, 8) else "train"] for i in range(12)]
     path = write_manifest(pics / "m.csv", ["image", "label", "clip", "split"], rows)
-    load_data(cfg(path, split_column="split", group_column="clip"), log=log)
+    load_data(**cfg(path, split_column="split", group_column="clip"), log=log)
     assert "warning: 2 clip(s) have frames both in train and in val/test (e.g. clip0)" in log.text()
 
 
 def test_clips_whose_frames_disagree_on_the_label_are_noted(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", "b" if i == 5 else "a", f"clip{i // 4}"] for i in range(12)]
     path = write_manifest(pics / "m.csv", ["image", "label", "clip"], rows)
-    load_data(cfg(path, group_column="clip", val_ratio=0.0, test_ratio=0.0), log=log)
+    load_data(**cfg(path, group_column="clip", val_ratio=0.0, test_ratio=0.0), log=log)
     assert "note: 1 clip(s) have frames of several labels (e.g. clip1: a, b)" in log.text()
     same = [[f"img/p{i:02d}.png", "a" if i < 8 else "b", f"clip{i // 4}"] for i in range(12)]
-    load_data(cfg(write_manifest(pics / "same.csv", ["image", "label", "clip"], same), group_column="clip",
+    load_data(**cfg(write_manifest(pics / "same.csv", ["image", "label", "clip"], same), group_column="clip",
                   val_ratio=0.0, test_ratio=0.0), log=log)
     assert log.text().count("several labels") == 1
 
@@ -95,13 +95,13 @@ def test_clips_whose_frames_disagree_on_the_label_are_noted(pics: Path, cfg, log
 def test_regression_targets_and_stats(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", 1.5 * i, "train" if i < 9 else "test"] for i in range(12)]
     path = write_manifest(pics / "r.csv", ["image", "label", "split"], rows)
-    bundle = load_data(cfg(path, task="regression", split_column="split", val_ratio=0.0), log=log)
+    bundle = load_data(**cfg(path, task="regression", split_column="split", val_ratio=0.0), log=log)
     assert bundle.class_names == [] and bundle.task == "regression"
     assert bundle.train.targets.dtype == np.float32
     t = 1.5 * np.arange(9.0)
     assert bundle.target_stats == pytest.approx((t.mean(), t.std()))
     assert bundle.summary()["splits"]["train"] == {"count": 9, "per_class": {}}
-    off = load_data(cfg(path, task="regression", split_column="split", normalize_target=False), log=log)
+    off = load_data(**cfg(path, task="regression", split_column="split", normalize_target=False), log=log)
     assert off.target_stats is None
 
 
@@ -119,8 +119,8 @@ def test_image_root_resolves_bare_names_in_a_sibling_folder(koniq: Path, cfg, lo
     settings = dict(task="regression", image_column="image_name", label_column="MOS", val_ratio=0.2, test_ratio=0.2)
     with pytest.raises(UserError, match=r"none of the 10 listed images exist; paths are relative to "
                                         rf"{koniq.parent} \(e.g. first: 1000.jpg\) — set data.image_root=FOLDER"):
-        load_data(cfg(koniq, **settings), log=log)
-    bundle = load_data(cfg(koniq, image_root=str(koniq.parent / "1024x768"), **settings), log=log)
+        load_data(**cfg(koniq, **settings), log=log)
+    bundle = load_data(**cfg(koniq, image_root=str(koniq.parent / "1024x768"), **settings), log=log)
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (6, 2, 2)
     ids = bundle.train.ids + bundle.val.ids + bundle.test.ids
     assert sorted(ids) == [f"{1000 + i}.jpg" for i in range(10)] and not bundle.skipped
@@ -130,21 +130,21 @@ def test_image_root_resolves_bare_names_in_a_sibling_folder(koniq: Path, cfg, lo
 
 def test_image_root_must_be_a_folder_of_a_manifest(koniq: Path, pics: Path, cfg, log) -> None:
     with pytest.raises(UserError, match=r"data.image_root=.*nowhere is not a folder"):
-        load_data(cfg(koniq, image_column="image_name", label_column="MOS", task="regression",
+        load_data(**cfg(koniq, image_column="image_name", label_column="MOS", task="regression",
                       image_root=str(koniq.parent / "nowhere")), log=log)
     with pytest.raises(UserError, match=r"data.image_root only applies to a CSV manifest"):
-        load_data(cfg(pics / "img", image_root=str(pics)), log=log)
+        load_data(**cfg(pics / "img", image_root=str(pics)), log=log)
 
 
 def test_numeric_labels_sort_as_numbers(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", [2, 10, 9][i % 3]] for i in range(12)]
     path = write_manifest(pics / "n.csv", ["image", "label"], rows)
-    assert load_data(cfg(path), log=log).class_names == ["2", "9", "10"]
+    assert load_data(**cfg(path), log=log).class_names == ["2", "9", "10"]
 
 
 def test_missing_images_are_skipped_files(pics: Path, cfg, log) -> None:
     rows = [[f"img/p{i:02d}.png", "x"] for i in range(4)] + [["img/nope.png", "x"]]
-    bundle = load_data(cfg(write_manifest(pics / "m.csv", ["image", "label"], rows), val_ratio=0, test_ratio=0), log=log)
+    bundle = load_data(**cfg(write_manifest(pics / "m.csv", ["image", "label"], rows), val_ratio=0, test_ratio=0), log=log)
     assert len(bundle.train) == 4
     assert [(Path(b.path).name, b.reason) for b in bundle.skipped] == [("nope.png", "missing file")]
 
@@ -168,6 +168,6 @@ def test_missing_images_are_skipped_files(pics: Path, cfg, log) -> None:
 def test_manifest_errors_name_the_row_and_column(pics: Path, cfg, log, header, row, settings, message) -> None:
     path = write_manifest(pics / "bad.csv", header, [row])
     with pytest.raises(UserError, match=message) as info:
-        load_data(cfg(path, **settings), log=log)
+        load_data(**cfg(path, **settings), log=log)
     text = str(info.value)
     assert "\n" not in text and ("bad.csv" in text or text.startswith("data."))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resnetlab.config.schema import AugmentConfig
 from resnetlab.data.augment import BatchAugment
 from resnetlab.data.mix import cutmix, mix_targets, mixup, soft_targets
 
@@ -14,7 +13,7 @@ N, H, W = 16, 16, 16
 
 def augment(*, num_classes: int = 10, seed: int = 0, **fields: float) -> BatchAugment:
     # Mean 0 and std 1: outputs are the [0, 1] pixels, easy to compare.
-    return BatchAugment(AugmentConfig(**fields), num_classes=num_classes, mean=[0.0] * 3, std=[1.0] * 3,
+    return BatchAugment(**fields, num_classes=num_classes, mean=[0.0] * 3, std=[1.0] * 3,
                         seed=seed)
 
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 
-from resnetlab.config.schema import AugmentConfig
 from resnetlab.data.augment import BatchAugment
 from resnetlab.data.loader import BatchLoader
 from resnetlab.data.patches import PatchAugment, PatchAverage, cut_patches, grid_positions
@@ -34,7 +33,7 @@ def test_cut_patches_equals_slicing_each_image():
 
 
 def _augment(size: int = 6, seed: int = 0) -> PatchAugment:
-    base = BatchAugment(AugmentConfig(enabled=False), num_classes=0, mean=[0.5], std=[0.25])
+    base = BatchAugment(enabled=False, num_classes=0, mean=[0.5], std=[0.25])
     return PatchAugment(base, size=size, seed=seed)
 
 

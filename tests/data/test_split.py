@@ -62,7 +62,7 @@ def test_subset_index_is_stratified_and_seeded() -> None:
 
 
 def test_subset_only_shrinks_train(cfg, log) -> None:
-    full = load_data(cfg("digits", cache="memory"), log=log)
-    small = load_data(cfg("digits", cache="memory", subset=100), log=log)
+    full = load_data(**cfg("digits", cache="memory"), log=log)
+    small = load_data(**cfg("digits", cache="memory", subset=100), log=log)
     assert len(small.train) == 100 and set(small.train.ids) <= set(full.train.ids)
     assert small.val.ids == full.val.ids and small.test.ids == full.test.ids

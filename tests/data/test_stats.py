@@ -54,10 +54,10 @@ def test_overrides_and_their_checks(log) -> None:
 
 
 def test_load_data_computes_from_train_and_accepts_overrides(cfg, log) -> None:
-    bundle = load_data(cfg("digits", cache="memory"), log=log)
+    bundle = load_data(**cfg("digits", cache="memory"), log=log)
     train = bundle.train.images.astype(np.float64) / 255
     assert bundle.mean[0] == pytest.approx(train.mean()) and bundle.std[0] == pytest.approx(train.std())
-    fixed = load_data(cfg("digits", cache="memory", mean=[0.5], std=[0.25]), log=log)
+    fixed = load_data(**cfg("digits", cache="memory", mean=[0.5], std=[0.25]), log=log)
     assert (fixed.mean, fixed.std) == ((0.5,), (0.25,))
     with pytest.raises(UserError, match=r"data.mean has 3 value"):
-        load_data(cfg("digits", cache="memory", mean=[0.5, 0.5, 0.5]), log=log)
+        load_data(**cfg("digits", cache="memory", mean=[0.5, 0.5, 0.5]), log=log)

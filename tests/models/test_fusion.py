@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from resnetlab.errors import UserError
 from resnetlab.models import create_model, with_fusion, with_multiscale
 
 
@@ -32,7 +31,7 @@ def test_fused_size_follows_the_rule():
 
 
 def test_add_needs_equal_sizes():
-    with pytest.raises(UserError, match="visual_dim=8"):
+    with pytest.raises(ValueError, match="visual_dim=8"):
         with_fusion(create_model("resnet20", num_classes=0), num_classes=2, feature_dim=8, visual_dim=16,
                     fusion="add")
 
@@ -52,9 +51,9 @@ def test_reset_classifier_gives_a_new_head_or_the_fused_vector():
     assert model(images, features).shape == (2, 5) and model.num_classes == 5
     model.reset_classifier(0)  # a feature extractor: the fused vector itself
     assert model(images, features).shape == (2, model.num_features)
-    with pytest.raises(UserError, match="num_classes -1 is not valid"):
+    with pytest.raises(ValueError, match="num_classes -1 is not valid"):
         model.reset_classifier(-1)
-    with pytest.raises(UserError, match="num_classes True is not valid"):
+    with pytest.raises(ValueError, match="num_classes True is not valid"):
         with_fusion(create_model("resnet20", num_classes=0), num_classes=True, feature_dim=3)
 
 

@@ -2,7 +2,6 @@ import pytest
 import torch
 from torch import nn
 
-from resnetlab.errors import UserError
 from resnetlab.models import MultiScaleResNet, create_model, with_multiscale
 
 R50_TRUNK = 25_557_032 - (2048 * 1000 + 1000)  # torchvision ResNet-50 without its fc
@@ -78,7 +77,7 @@ def test_reset_classifier():
 
 
 def test_bad_options():
-    with pytest.raises(UserError, match="project_dim 0 is not valid"):
+    with pytest.raises(ValueError, match="project_dim 0 is not valid"):
         with_multiscale(create_model("resnet18"), project_dim=0)
     with pytest.raises(TypeError, match="lacks 'forward_stages'"):
         with_multiscale(nn.Linear(3, 3))

@@ -1,7 +1,6 @@
 import pytest
 from torch import nn
 
-from resnetlab.errors import UserError
 from resnetlab.models import create_model, is_model, list_models, register_model, registry
 
 IMAGENET = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
@@ -23,20 +22,20 @@ def test_list_models_sorts_depths_numerically_and_filters_with_wildcards():
 
 
 def test_unknown_model_suggests_the_closest_name():
-    with pytest.raises(UserError) as err:
+    with pytest.raises(ValueError) as err:
         create_model("resnet19")
     assert str(err.value) == "unknown model 'resnet19'; did you mean 'resnet18'? (resnetlab summary --list shows all)"
 
 
 def test_unknown_model_without_a_close_name():
-    with pytest.raises(UserError, match=r"^unknown model 'alexnet' \(resnetlab summary --list shows all\)$"):
+    with pytest.raises(ValueError, match=r"^unknown model 'alexnet' \(resnetlab summary --list shows all\)$"):
         create_model("alexnet")
 
 
 def test_unknown_option_is_a_user_error_with_a_suggestion():
-    with pytest.raises(UserError, match="model option 'num_class' is not known; did you mean 'num_classes'"):
+    with pytest.raises(TypeError, match="model option 'num_class' is not known; did you mean 'num_classes'"):
         create_model("resnet18", num_class=10)
-    with pytest.raises(UserError, match="model option 'depth' is not known; options are num_classes"):
+    with pytest.raises(TypeError, match="model option 'depth' is not known; options are num_classes"):
         create_model("resnet20", depth=3)
 
 
@@ -59,5 +58,5 @@ def test_register_model_adds_an_entrypoint(monkeypatch):
 
 @pytest.mark.parametrize("option", ["block", "layers", "cls", "depth"])
 def test_builder_internals_are_not_options(option):
-    with pytest.raises(UserError, match=f"model option '{option}' is not known"):
+    with pytest.raises(TypeError, match=f"model option '{option}' is not known"):
         create_model("resnet20", **{option: 1})

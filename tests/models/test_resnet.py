@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from resnetlab.errors import UserError
 from resnetlab.models import create_model, list_models
 
 TORCHVISION_PARAMS = {
@@ -141,7 +140,7 @@ def test_reset_classifier():
     assert isinstance(model.fc, nn.Identity)
     assert model(x).shape == (2, 512)
     assert not any(key.startswith("fc.") for key in model.state_dict())
-    with pytest.raises(UserError, match="num_classes -1"):
+    with pytest.raises(ValueError, match="num_classes -1"):
         model.reset_classifier(-1)
 
 
@@ -206,5 +205,5 @@ def test_block_attention_adds_se_modules_and_only_new_keys():
     ("drop_rate", 1.5, r"drop_rate 1.5 is outside \[0, 1\)"),
 ])
 def test_bad_options_are_user_errors(option, value, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(ValueError, match=message):
         create_model("resnet18", **{option: value})

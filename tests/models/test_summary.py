@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from resnetlab.errors import UserError
 from resnetlab.models import create_model, freeze, summarize, with_multiscale
 
 
@@ -49,7 +48,7 @@ def test_wrapped_models_are_opened():
 
 @pytest.mark.parametrize("size", [(224, 224), (3, 0, 4), "3x224x224"])
 def test_bad_input_size(size):
-    with pytest.raises(UserError, match="input_size"):
+    with pytest.raises(ValueError, match="input_size"):
         summarize(create_model("resnet18"), input_size=size)
 
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from resnetlab.errors import UserError
 from resnetlab.models import (
     PRETRAINED,
     create_model,
@@ -65,7 +64,7 @@ def test_metadata_of_imagenet_weights():
     for (arch, _), weights in PRETRAINED.items():
         with torch.device("meta"):
             assert sum(p.numel() for p in create_model(arch).parameters()) == weights.num_params
-    with pytest.raises(UserError, match="no pretrained weights for model 'resnet20'"):
+    with pytest.raises(ValueError, match="no pretrained weights for model 'resnet20'"):
         get_pretrained("resnet20")
 
 
@@ -90,7 +89,7 @@ def test_load_pretrained_rejects_a_wrong_hash(weights_dir, tmp_path):
     bad = tmp_path / "resnet18-00000000.pth"
     bad.write_bytes(hashed_file(weights_dir).read_bytes())
     cache = tmp_path / "cache"
-    with pytest.raises(UserError, match="unusable.*invalid hash value"):
+    with pytest.raises(ValueError, match="unusable.*invalid hash value"):
         load_pretrained(create_model("resnet18"), arch="resnet18", url=bad.as_uri(), cache_dir=cache,
                         progress=False)
     assert not (cache / bad.name).exists()
@@ -98,14 +97,14 @@ def test_load_pretrained_rejects_a_wrong_hash(weights_dir, tmp_path):
 
 def test_load_pretrained_unreachable_url_is_a_user_error(tmp_path):
     missing = (tmp_path / "nowhere-12345678.pth").as_uri()
-    with pytest.raises(UserError, match="could not download weights for 'resnet18'.*pass model.weights=PATH"):
+    with pytest.raises(ValueError, match="could not download weights for 'resnet18'.*pass model.weights=PATH"):
         load_pretrained(create_model("resnet18"), arch="resnet18", url=missing, cache_dir=tmp_path / "c",
                         progress=False)
 
 
 def test_load_pretrained_checks_the_arch_before_downloading(tmp_path):
     # the URL does not exist: the error must come from the dry run, not the download
-    with pytest.raises(UserError, match="do not fit ResNet.*build the model as 'resnet50'"):
+    with pytest.raises(ValueError, match="do not fit ResNet.*build the model as 'resnet50'"):
         load_pretrained(create_model("resnet18"), arch="resnet50", url=(tmp_path / "x.pth").as_uri(),
                         cache_dir=tmp_path, progress=False)
 
@@ -195,23 +194,23 @@ def test_block_attention_keeps_fresh_se_layers(weights_dir, source_state):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(UserError, match="weights file '.*nope.pth' does not exist"):
+    with pytest.raises(ValueError, match="weights file '.*nope.pth' does not exist"):
         load_weights_file(create_model("resnet18"), tmp_path / "nope.pth")
 
 
 def test_not_a_state_dict(tmp_path):
     path = tmp_path / "list.pth"
     torch.save([1, 2, 3], path)
-    with pytest.raises(UserError, match="holds no state dict"):
+    with pytest.raises(ValueError, match="holds no state dict"):
         load_weights_file(create_model("resnet18"), path)
     text = tmp_path / "notes.pth"
     text.write_text("not a checkpoint")
-    with pytest.raises(UserError, match="not a PyTorch file"):
+    with pytest.raises(ValueError, match="not a PyTorch file"):
         load_weights_file(create_model("resnet18"), text)
 
 
 def test_arch_mismatch(weights_dir):
-    with pytest.raises(UserError, match=r"do not fit ResNet: .*missing \(e.g. layer1.2.conv1.weight\)"):
+    with pytest.raises(ValueError, match=r"do not fit ResNet: .*missing \(e.g. layer1.2.conv1.weight\)"):
         load_weights_file(create_model("resnet34"), hashed_file(weights_dir))
 
 

@@ -13,6 +13,7 @@ import pytest
 import resnetlab
 from beyond_labels_data import digit_images, write_manifest
 from resnetlab.config import build_config
+from resnetlab.api.assemble import data_kwargs
 from resnetlab.data.sources import load_data
 
 FRAMES = 8
@@ -42,7 +43,7 @@ def _data_overrides(root, manifest):
 
 def test_frame_interval_2_keeps_every_second_frame_of_every_clip(frames):
     root, manifest, rows = frames
-    bundle = load_data(build_config(_data_overrides(root, manifest)).data, log=lambda line: None)
+    bundle = load_data(**data_kwargs(build_config(_data_overrides(root, manifest)).data), log=lambda line: None)
     order = {name: int(frame) for name, _, _, frame in rows}
     parts = [bundle.train, bundle.val, bundle.test]
     kept = [name for part in parts for name in part.ids]

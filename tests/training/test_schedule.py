@@ -2,12 +2,11 @@ import math
 
 import pytest
 
-from resnetlab.config.schema import ScheduleConfig
 from resnetlab.training.schedule import LrSchedule
 
 
 def _lrs(name, epochs=10, spe=10, **kw):
-    sched = LrSchedule(ScheduleConfig(name=name, **kw), peak_lr=0.1, steps_per_epoch=spe, epochs=epochs)
+    sched = LrSchedule(name=name, **kw, peak_lr=0.1, steps_per_epoch=spe, epochs=epochs)
     return [sched.lr(s) for s in range(epochs * spe)]
 
 
@@ -36,12 +35,12 @@ def test_none_is_constant():
 
 
 def test_plateau_decays_after_patience_and_resumes_its_state():
-    sched = LrSchedule(ScheduleConfig(name="plateau", plateau_patience=1, gamma=0.1), peak_lr=1.0,
-                       steps_per_epoch=1, epochs=10)
+    settings = {"name": "plateau", "plateau_patience": 1, "gamma": 0.1}
+    sched = LrSchedule(**settings, peak_lr=1.0, steps_per_epoch=1, epochs=10)
     for value in [0.5, 0.6, 0.6, 0.6]:
         sched.observe(value, maximize=True)
     assert sched.lr(5) == pytest.approx(0.1)
-    clone = LrSchedule(sched.cfg, peak_lr=1.0, steps_per_epoch=1, epochs=10)
+    clone = LrSchedule(**settings, peak_lr=1.0, steps_per_epoch=1, epochs=10)
     clone.load_state_dict(sched.state_dict())
     assert clone.lr(5) == sched.lr(5)
     assert all(math.isfinite(x) for x in _lrs("plateau"))

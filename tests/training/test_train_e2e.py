@@ -115,16 +115,16 @@ def test_a_run_halved_by_auto_batch_resumes_with_its_halved_batch(tmp_path):
 
 def test_outputs_that_blow_up_after_the_last_checked_loss_stop_the_run_in_one_line(tmp_path, monkeypatch):
     # The epoch's last step can send the weights to inf after the loop checked its loss: validation sees it.
-    from resnetlab.api import training
+    from resnetlab.api import evaluator
 
-    real = training.run_model
+    real = evaluator.run_model
 
     def blown_up(*args, **kwargs):
         out = real(*args, **kwargs)
         out.outputs[:] = np.nan
         return out
 
-    monkeypatch.setattr(training, "run_model", blown_up)
+    monkeypatch.setattr(evaluator, "run_model", blown_up)
     with pytest.raises(UserError, match=r"outputs on the validation split became NaN or infinite; lower optim.lr"):
         resnetlab.train(_cfg(tmp_path, "output.name=blown"))
 

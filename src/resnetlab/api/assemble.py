@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from resnetlab.config import Config
-from resnetlab.config.schema import ModelConfig
+from resnetlab.config.schema import AugmentConfig, DataConfig, ModelConfig, OptimConfig, ScheduleConfig
 from resnetlab.data.bundle import Split
 from resnetlab.data.loader import BatchLoader
 from resnetlab.errors import UserError
@@ -28,8 +30,28 @@ from resnetlab.training.distributed import DistInfo, gather_objects
 from resnetlab.training.loop import StagePlan
 
 
+@contextlib.contextmanager
+def user_input() -> Iterator[None]:
+    """The models' ValueError/TypeError about the values they were given, as the command line's one-line
+    UserError: the model library knows no command line, the api is where its arguments came from."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise UserError(str(exc)) from None
+
+
 def build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_size: int,
                 feature_dim: int = 0, log: Callable[[str], None] | None = None) -> nn.Module:
+    """The adapter from config to the model factories' keyword arguments; their complaints as UserError."""
+    with user_input():
+        return _build_model(cfg, num_outputs=num_outputs, in_channels=in_channels, image_size=image_size,
+                            feature_dim=feature_dim, log=log)
+
+
+def _build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_size: int,
+                 feature_dim: int = 0, log: Callable[[str], None] | None = None) -> nn.Module:
     """The adapter from config to the model factories' keyword arguments.
 
     ``image_size`` is what the network sees (the patch size under patch sampling);
@@ -149,6 +171,49 @@ def monitor_key(cfg: Config) -> str:
 
 
 
+def data_kwargs(cfg: DataConfig) -> dict[str, Any]:
+    """data.* as load_data's keyword arguments (the names are the same)."""
+    return dataclasses.asdict(cfg)
+
+
+
+def augment_kwargs(cfg: AugmentConfig) -> dict[str, Any]:
+    """augment.* as BatchAugment's keyword arguments (the names are the same)."""
+    return dataclasses.asdict(cfg)
+
+
+
+def baseline_data_config(overrides: Sequence[str] = ()) -> DataConfig:
+    """The data config of a HOG+SVM baseline from `data.*` overrides; built-ins stay at their native
+    size unless data.image_size is given."""
+    from resnetlab.baselines.hog_svm import NATIVE_IMAGE_SIZE
+    from resnetlab.config import build_config
+
+    bad = [o for o in overrides if not o.strip().startswith("data.")]
+    if bad:
+        where = ("the run folder is --out DIR and --name NAME" if bad[0].strip().startswith("output.")
+                 else "HOG and SVM settings are --options, e.g. --kernel linear --C 1")
+        raise UserError(f"the baseline takes data.* overrides only; got '{bad[0]}' ({where}; see "
+                        "resnetlab baseline hog-svm --help)")
+    data = build_config(overrides).data
+    if not any(o.strip().startswith("data.image_size=") for o in overrides):
+        data.image_size = NATIVE_IMAGE_SIZE.get(data.source.strip(), data.image_size)
+    return data
+
+
+
+def optimizer_kwargs(cfg: OptimConfig) -> dict[str, Any]:
+    """optim.* as build_optimizer's keyword arguments."""
+    return {**dataclasses.asdict(cfg), "betas": tuple(cfg.betas)}
+
+
+
+def schedule_kwargs(cfg: ScheduleConfig) -> dict[str, Any]:
+    """schedule.* as LrSchedule's keyword arguments (the peak lr and length come from each stage)."""
+    return dataclasses.asdict(cfg)
+
+
+
 def stage_plans(cfg: Config) -> list[StagePlan]:
     if not cfg.train.stages:
         return [StagePlan(epochs=cfg.train.epochs, freeze=cfg.model.freeze, lr=cfg.optim.lr)]
@@ -168,12 +233,16 @@ def validate_config(cfg: Config) -> None:
                         "data.task=regression")
     if cfg.train.loss == "cross_entropy" and cfg.data.task == "regression":
         raise UserError("train.loss=cross_entropy needs classes; use mse, l1 or smooth_l1 with data.task=regression")
-    if len(cfg.optim.betas) != 2:
-        raise UserError(f"optim.betas takes two numbers, e.g. optim.betas=[0.9,0.999]; got {cfg.optim.betas}")
+    betas = cfg.optim.betas
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise UserError(f"optim.betas takes two numbers in [0, 1), e.g. optim.betas=[0.9,0.999]; got {betas}")
     for key in ("resized_crop_scale", "resized_crop_ratio", "scale"):
         value = getattr(cfg.augment, key)
         if len(value) != 2 or value[0] > value[1] or value[0] <= 0:
             raise UserError(f"augment.{key} takes [low, high] with 0 < low <= high; got {value}")
+    if cfg.augment.resized_crop_scale[1] > 1:
+        raise UserError(f"augment.resized_crop_scale is a share of the image area, at most 1; "
+                        f"got {cfg.augment.resized_crop_scale}")
     validate_beyond_labels(cfg)
     validate_model_inputs(cfg)
 
@@ -208,21 +277,20 @@ def validate_beyond_labels(cfg: Config) -> None:
 
 
 def validate_model_inputs(cfg: Config) -> None:
-    """What would otherwise fail only after the data is loaded: model name, weights, freeze specs, betas."""
+    """What would otherwise fail only after the data is loaded: model name, weights, freeze specs."""
     import difflib
 
     from resnetlab.models import get_pretrained, is_model, list_models
 
     m = cfg.model
-    if not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
-        raise UserError(f"optim.betas takes two numbers in [0, 1), e.g. optim.betas=[0.9,0.999]; got {cfg.optim.betas}")
     if not is_model(m.name):
         close = difflib.get_close_matches(m.name, list_models(), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise UserError(f"model.name: unknown model '{m.name}'{hint}; resnetlab summary --list shows all "
                         "(and model.name=hog-svm is the HOG+SVM baseline)")
     if m.pretrained != "none":
-        get_pretrained(m.name, m.pretrained)
+        with user_input():
+            get_pretrained(m.name, m.pretrained)
     if m.weights and not Path(m.weights).expanduser().is_file():
         raise UserError(f"model.weights: {m.weights} not found; give a .pt/.pth file (a state dict or a run's best.pt)")
     if m.freeze != "none" and cfg.train.stages:

@@ -3,33 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from resnetlab.api.assemble import (
     build_model,
-    clip_groups,
+    data_kwargs,
     device_here,
     eval_batch_size,
     for_eval,
     input_size,
     make_loader,
     short_list,
+    user_input,
 )
+from resnetlab.api.evaluator import Evaluator, SplitResult
+from resnetlab.api.outputs import write_plots
 from resnetlab.api.trained import Trained, load_trained
 from resnetlab.atomic_write import write_text
-from resnetlab.config import build_config, parse_overrides, to_dict
+from resnetlab.config import Config, build_config, parse_overrides, to_dict
 from resnetlab.config.schema import ModelConfig
 from resnetlab.data.augment import normalize
 from resnetlab.data.bundle import Split
 from resnetlab.data.sources import load_data
 from resnetlab.errors import UserError
-from resnetlab.evaluation.inference import run_model
 from resnetlab.training.device import set_threads, use_channels_last
 from resnetlab.training.run_folder import (
     write_json,
@@ -82,7 +84,33 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
                         *([] if keep_subset else ["data.subset=null"])], base=to_dict(trained.config))
     device, amp_dtype = device_here(cfg)
     set_threads(cfg.train.threads)
-    bundle = load_data(cfg.data, log=lambda line: None)
+    chosen = _chosen_split(trained, cfg, split)
+    task = trained.task
+    model = for_eval(trained.model.to(device), trained.config)
+    keep = hasattr(model, "get_classifier") and task.kind == "classification"
+    evaluator = Evaluator(
+        model=lambda: model, split=chosen, task=task,
+        loader=make_loader(chosen, task, batch_size=eval_batch_size(trained.config, 256), device=device,
+                           shuffle=False),
+        prepare=lambda images: normalize(images, trained.mean, trained.std), amp_dtype=amp_dtype,
+        channels_last=use_channels_last(cfg.train.channels_last, amp_dtype, device),
+        uses_features=trained.uses_features, tta=tta, keep_features=keep, compile=compile)
+    out = evaluator.outputs()
+    trained.check_finite(out.outputs, doing="evaluate", of=f" of {cfg.data.source}")
+    result = evaluator.scores(out)
+    if out.features is not None:
+        # How sparse the network's features are, to compare with HOG's (the baseline reports the same share).
+        result.scalars["feature_zero_share"] = float(np.mean(out.features == 0))
+    default_name = f"eval-{_folder_name(cfg.data.source)}-{split}" if new_source else f"eval-{split}"
+    folder = Path(out_dir) if out_dir else trained.run_dir / default_name
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_eval_outputs(folder, trained, result, chosen, split=split, source=cfg.data.source, tta=tta)
+    return EvalResult(split=split, scalars=result.scalars, out_dir=folder, count=len(out.targets))
+
+
+def _chosen_split(trained: Trained, cfg: Config, split: str) -> Split:
+    """The asked split of the data, with side features scaled as the model learned them."""
+    bundle = load_data(**data_kwargs(cfg.data), log=lambda line: None)
     if trained.task.kind == "classification" and bundle.class_names != trained.class_names:
         raise UserError(f"{trained.checkpoint} was trained on classes {short_list(trained.class_names)} but "
                         f"{cfg.data.source} has {short_list(bundle.class_names)}; evaluate on data with the "
@@ -93,48 +121,27 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
         chosen = {"train": bundle.train, "val": bundle.val, "test": bundle.test}[split]
     if chosen is None or len(chosen) == 0:
         raise UserError(f"--split {split}: {cfg.data.source} has no {split} split; use --split val")
-    task = trained.task
     if chosen.features is not None and bundle.feature_stats is not None:
         # load_data scaled the features with this data's training split; the model knows its own statistics.
         raw = chosen.features * bundle.feature_stats[1] + bundle.feature_stats[0]
         chosen = dataclasses.replace(chosen, features=trained.standardize_features(raw))
-    model = for_eval(trained.model.to(device), trained.config)
-    loader = make_loader(chosen, task, batch_size=eval_batch_size(trained.config, 256), device=device, shuffle=False)
-    prepare = lambda images: normalize(images, trained.mean, trained.std)  # noqa: E731
-    keep = hasattr(model, "get_classifier") and task.kind == "classification"
-    out = run_model(model, loader, prepare=prepare, amp_dtype=amp_dtype, tta=tta, keep_features=keep,
-                    uses_features=trained.uses_features, compile=compile,
-                    channels_last=use_channels_last(cfg.train.channels_last, amp_dtype, device))
-    trained.check_finite(out.outputs, doing="evaluate", of=f" of {cfg.data.source}")
-    scalars, detail = task.metrics(out.outputs, out.targets, clip_groups(chosen, out))
-    if out.features is not None:
-        # How sparse the pooled features are, to compare with HOG features (the baseline reports the same).
-        scalars["feature_zero_share"] = float(np.mean(out.features == 0))
-    default_name = f"eval-{_folder_name(cfg.data.source)}-{split}" if new_source else f"eval-{split}"
-    folder = Path(out_dir) if out_dir else trained.run_dir / default_name
-    folder.mkdir(parents=True, exist_ok=True)
-    result = {"split": split, "source": cfg.data.source, "checkpoint": str(trained.checkpoint), "tta": tta,
-              "scalars": scalars}
-    if task.kind == "classification":
-        result.update({**detail.to_dict(), "scalars": scalars})  # scalars plus the extra feature share
-        from resnetlab.evaluation import plots
+    return chosen
 
-        probs = torch.from_numpy(out.outputs).softmax(dim=1).numpy()
+
+def _write_eval_outputs(folder: Path, trained: Trained, result: SplitResult, chosen: Split, *, split: str,
+                        source: str, tta: bool) -> None:
+    """metrics.json, plots and report.md of one evaluation (the plots as a training run draws them)."""
+    record = {"split": split, "source": source, "checkpoint": str(trained.checkpoint), "tta": tta,
+              "scalars": result.scalars}
+    history: list[dict] = []
+    if trained.task.kind == "classification":
+        record.update({**result.detail.to_dict(), "scalars": result.scalars})  # plus the extra feature share
         history_file = trained.run_dir / "history.json"
-        import json
-
         history = json.loads(history_file.read_text()) if history_file.is_file() else []
-        plots.write_classification_plots(detail, history, monitor=trained.config.train.monitor,
-                                         plots_dir=folder / "plots", images=np.asarray(chosen.images[out.index]),
-                                         probs=probs, targets=out.targets)
-    else:
-        from resnetlab.evaluation import plots
-
-        plots.write_regression_plots([], monitor=trained.config.train.monitor, plots_dir=folder / "plots",
-                                     pred=detail, target=np.asarray(chosen.targets)[out.index])
-    write_json(folder / "metrics.json", result)
-    _write_eval_report(folder, result, run_name=trained.run_dir.name, count=len(out.targets))
-    return EvalResult(split=split, scalars=scalars, out_dir=folder, count=len(out.targets))
+    write_plots(result, chosen, trained.task, plots_dir=folder / "plots", history=history,
+                monitor=trained.config.train.monitor)
+    write_json(folder / "metrics.json", record)
+    _write_eval_report(folder, record, run_name=trained.run_dir.name, count=len(result.out.targets))
 
 
 def _folder_name(source: str) -> str:
@@ -199,7 +206,9 @@ def _write_eval_report(folder: Path, result: dict, *, run_name: str, count: int)
     if result.get("per_class"):
         lines += ["## Per-class results", "", per_class_table(result["per_class"]), "", PER_CLASS_NOTE, ""]
     lines += plots_section(folder / "plots")
-    return write_text(folder / "report.md", "\n".join(lines).rstrip() + "\n")
+    out = folder / "report.md"
+    write_text(out, "\n".join(lines).rstrip() + "\n")
+    return out
 
 
 
@@ -219,8 +228,9 @@ def summary(model: str, *, image_size: int = 224, in_channels: int = 3, num_clas
                           zero_init_residual=False)
         net = build_model(cfg, num_outputs=num_classes, in_channels=in_channels, image_size=image_size)
         shape, features = (in_channels, image_size, image_size), 0
-    result = summarize(net, input_size=shape, feature_dim=features)
-    if memory:
-        result.memory = training_memory(net, input_size=shape, feature_dim=features)
+    with user_input():
+        result = summarize(net, input_size=shape, feature_dim=features)
+        if memory:
+            result.memory = training_memory(net, input_size=shape, feature_dim=features)
     return result
 

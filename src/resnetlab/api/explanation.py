@@ -82,12 +82,13 @@ def explain(run_or_checkpoint: str | Path, images: Sequence[str | Path] = (), *,
 
 def _validation_images(trained: Trained, count: int) -> tuple[np.ndarray, list[str], list[str | None],
                                                                np.ndarray | None]:
+    from resnetlab.api.assemble import data_kwargs
     from resnetlab.config import build_config, to_dict
     from resnetlab.data.sources import load_data
 
     cfg = build_config([f"data.image_size={trained.image_size}", f"data.channels={trained.channels}"],
                        base=to_dict(trained.config))
-    val = load_data(cfg.data, log=lambda line: None).val
+    val = load_data(**data_kwargs(cfg.data), log=lambda line: None).val
     if len(val) == 0:
         raise UserError(f"{cfg.data.source} has no validation images; give image files to explain")
     take = slice(0, min(count, len(val)))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resnetlab.api.assemble import for_eval
+from resnetlab.api.assemble import data_kwargs, for_eval
 from resnetlab.api.trained import Trained, load_trained
 from resnetlab.deploy import FORMATS, ModelCard, default_name, write_model
 from resnetlab.deploy.formats import load_runner
@@ -105,7 +105,7 @@ def _check_images(trained: Trained, count: int) -> tuple[np.ndarray, str]:
     try:
         cfg = build_config([f"data.image_size={trained.image_size}", f"data.channels={trained.channels}"],
                            base=to_dict(trained.config))
-        bundle = load_data(cfg.data, log=lambda line: None)
+        bundle = load_data(**data_kwargs(cfg.data), log=lambda line: None)
         images = np.asarray(bundle.val.images[:count])
         if len(images):
             return images, f"validation images of {cfg.data.source}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import shutil
 import time
@@ -16,36 +17,39 @@ from torch import nn
 
 from resnetlab.api.assemble import (
     Task,
+    augment_kwargs,
     balanced_class_weights,
     balanced_sample_weights,
     build_model,
-    clip_groups,
+    data_kwargs,
     eval_batch_size,
     for_eval,
     frozen_bn_train_mode,
-    gather_outputs,
     head_parameters,
     input_size,
     make_loader,
     monitor_key,
+    optimizer_kwargs,
+    schedule_kwargs,
     setting_warnings,
     stage_plans,
+    user_input,
     validate_config,
 )
+from resnetlab.api.evaluator import Evaluator, NonFiniteOutputs
+from resnetlab.api.outputs import final_evaluation, final_line, write_run_outputs
 from resnetlab.baselines.hog_svm import MODEL_NAME as BASELINE_MODEL
 from resnetlab.config import Config, build_config, flatten, save_config, to_dict
 from resnetlab.data.augment import BatchAugment, normalize
 from resnetlab.data.bundle import DataBundle, Split
 from resnetlab.data.sources import load_data
 from resnetlab.errors import UserError
-from resnetlab.evaluation.inference import run_model
 from resnetlab.models import freeze
-from resnetlab.training.checkpoint import atomic_save, load_checkpoint
+from resnetlab.training.checkpoint import load_checkpoint
+from resnetlab.training.checkpointer import Checkpointer, CheckpointMismatch, GlobalRng
 from resnetlab.training.device import (
-    load_rng_state,
     resolve_device,
     resolve_precision,
-    rng_state,
     seed_everything,
     set_threads,
     use_channels_last,
@@ -55,11 +59,21 @@ from resnetlab.training.distributed import (
     any_process,
     barrier,
     broadcast_object,
-    gather_objects,
     init_distributed,
 )
 from resnetlab.training.history import History
-from resnetlab.training.loop import Diverged, LoopState, OutOfMemory, StagePlan, TrainParts, fit
+from resnetlab.training.loop import (
+    Compute,
+    Control,
+    Diverged,
+    LoopState,
+    OutOfMemory,
+    StagePlan,
+    Stages,
+    StepRules,
+    TrainParts,
+    fit,
+)
 from resnetlab.training.losses import classification_loss, regression_loss
 from resnetlab.training.monitor import Monitor
 from resnetlab.training.optim import build_optimizer
@@ -73,6 +87,7 @@ from resnetlab.training.run_folder import (
     write_data_record,
     write_json,
 )
+from resnetlab.training.schedule import LrSchedule
 from resnetlab.training.signals import Interrupted, StopRequest
 
 
@@ -112,24 +127,25 @@ def train(config: Config | Sequence[str] | None = None, *, overrides: Sequence[s
     set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     amp_dtype = resolve_precision(cfg.train.precision, device)
-    channels_last = use_channels_last(cfg.train.channels_last, amp_dtype, device)
-    dist = init_distributed(device)
-
-    run_dir, resume_from = _run_dir(cfg, dist)
+    env = RunEnv(device=device, amp_dtype=amp_dtype, channels_last=use_channels_last(cfg.train.channels_last,
+                                                                                     amp_dtype, device),
+                 dist=init_distributed(device))
+    run_dir, resume_from = _run_dir(cfg, env.dist)
     if resume_from is not None:
         cfg = _resumed_config(cfg, resume_from)
-    fresh = dist.is_main and resume_from is None and not any(run_dir.iterdir())
-    progress = ProgressReporter(enabled=dist.is_main and cfg.output.progress,
-                                log_file=run_dir / "train.log" if dist.is_main else None,
+    fresh = env.dist.is_main and resume_from is None and not any(run_dir.iterdir())
+    progress = ProgressReporter(enabled=env.dist.is_main and cfg.output.progress,
+                                log_file=run_dir / "train.log" if env.dist.is_main else None,
                                 log_every=cfg.train.log_every)
     try:
         while True:
             try:
-                return _train(cfg, run_dir=run_dir, resume_from=resume_from, device=device, amp_dtype=amp_dtype,
-                              channels_last=channels_last, dist=dist, progress=progress, callbacks=callbacks)
-            except OutOfMemory:
-                if not cfg.train.auto_batch or cfg.train.batch_size < 2 or resume_from is not None or dist.enabled:
-                    raise
+                return _train(cfg, run_dir=run_dir, resume_from=resume_from, env=env, progress=progress,
+                              callbacks=callbacks)
+            except OutOfMemory as exc:
+                if not cfg.train.auto_batch or cfg.train.batch_size < 2 or resume_from is not None \
+                        or env.dist.enabled:
+                    raise _out_of_memory(exc) from exc.__cause__
                 cfg = _halve_batch(cfg, run_dir, log=progress.line)
             _free_device_memory(device)  # outside the except: the failed step's tensors are released by now
     except UserError:
@@ -239,7 +255,7 @@ def _fit_baseline(cfg: Config) -> TrainResult:
         shown = ", ".join(ignored[:6]) + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else "")
         log(f"note: model.name={BASELINE_MODEL} uses the data.* settings only; not used: {shown} "
             "(its own settings are options of `resnetlab baseline hog-svm`)")
-    result = train_hog_svm(cfg.data, out_dir=cfg.output.dir, name=cfg.output.name,
+    result = train_hog_svm(data_kwargs(cfg.data), out_dir=cfg.output.dir, name=cfg.output.name,
                            reuse_folder=cfg.train.resume == "auto", workers=cfg.train.threads or None, log=log)
     return TrainResult(run_dir=result.run_dir, monitor=MONITOR, best=result.val["accuracy"], best_epoch=None,
                        val=result.val, test=result.test)
@@ -284,11 +300,75 @@ def _run_dir(cfg: Config, dist: DistInfo) -> tuple[Path, Path | None]:
 
 
 
-def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torch.device,
-           amp_dtype: torch.dtype | None, channels_last: bool, dist: DistInfo,
-           progress: ProgressReporter, callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainResult:
+@dataclass
+class RunEnv:
+    """Where a run computes: resolved once, before the first attempt (an out-of-memory retry keeps it)."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    dist: DistInfo
+
+
+@dataclass
+class RunData:
+    bundle: DataBundle
+    task: Task
+
+    @property
+    def feature_dim(self) -> int:
+        features = self.bundle.train.features
+        return 0 if features is None else int(features.shape[1])
+
+
+class RunDiverged(UserError, Diverged):
+    """The loop's Diverged, with the advice worded in the settings that fix it."""
+
+
+def _advised(exc: Diverged, cfg: Config) -> RunDiverged:
+    advised = RunDiverged(exc.step, exc.lr, epoch=exc.epoch, what=exc.what, value=exc.value)
+    advised.advice = (f"lower optim.lr (now {exc.lr:.3g}), set train.grad_clip=1.0 or train.precision=fp32; "
+                      + ("the last good checkpoint is last.pt" if exc.step is not None
+                         else "last.pt, if any, holds the previous epoch"))
+    return advised
+
+
+def _out_of_memory(exc: OutOfMemory) -> UserError:
+    batch, accumulate = exc.batch_size, exc.accumulate
+    if batch > 1:
+        advice = (f"set train.batch_size={batch // 2} train.accumulate={2 * accumulate} to keep the "
+                  f"effective batch, or train.auto_batch=true to halve it automatically")
+    else:
+        advice = "use a smaller model or data.image_size, or train.precision=bf16"
+    return UserError(f"{exc.device} ran out of memory while training at train.batch_size={batch}; {advice}")
+
+
+def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, env: RunEnv, progress: ProgressReporter,
+           callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainResult:
+    """Build the parts, run the loop, report with the best weights."""
     wall_start = time.perf_counter()
-    bundle = load_data(cfg.data, log=progress.line)
+    data = _load_run_data(cfg, progress)
+    core = _build_core(cfg, data, env, progress)
+    parts = build_parts(cfg, core=core, data=data, env=env, progress=progress, callbacks=callbacks)
+    checkpointer = _checkpointer(cfg, run_dir, core, parts, data, env.dist)
+    parts.save = checkpointer.save
+    state = LoopState()
+    if resume_from is not None:
+        state = _resume(checkpointer, resume_from, env.device)
+        progress.line(f"resuming {run_dir} at epoch {state.epoch + 1}, batch {parts.loader.position} "
+                      f"(step {state.step})")
+    tb = _record_run(cfg, run_dir, data, env, core, parts) if env.dist.is_main else None
+    try:
+        _run(parts, state, env.dist, run_dir, cfg)
+    except BaseException:
+        if tb is not None:
+            tb.close()
+        raise
+    return _report(cfg, run_dir, core, data, env, parts, tb, train_seconds=time.perf_counter() - wall_start)
+
+
+def _load_run_data(cfg: Config, progress: ProgressReporter) -> RunData:
+    bundle = load_data(**data_kwargs(cfg.data), log=progress.line)
     task = Task(cfg.data.task, bundle.class_names, bundle.target_stats)
     if task.kind == "classification" and len(task.class_names) < 2:
         raise UserError(f"data.source={cfg.data.source} has {len(task.class_names)} class "
@@ -296,197 +376,205 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, device: torc
     if len(bundle.val) == 0:
         raise UserError("the validation split is empty; raise data.val_ratio or add a val/ folder")
     _check_monitor(monitor_key(cfg), task, bundle.val)
+    return RunData(bundle=bundle, task=task)
 
-    feature_dim = 0 if bundle.train.features is None else int(bundle.train.features.shape[1])
-    model = build_model(cfg.model, num_outputs=task.num_outputs, in_channels=bundle.channels,
-                        image_size=input_size(cfg, bundle.image_size), feature_dim=feature_dim,
-                        log=progress.line).to(device)
+
+def _build_core(cfg: Config, data: RunData, env: RunEnv, progress: ProgressReporter) -> nn.Module:
+    """The model as its weights are saved: on the device, SyncBatchNorm under DDP, channels-last if asked."""
+    bundle = data.bundle
+    model = build_model(cfg.model, num_outputs=data.task.num_outputs, in_channels=bundle.channels,
+                        image_size=input_size(cfg, bundle.image_size), feature_dim=data.feature_dim,
+                        log=progress.line).to(env.device)
     for warning in setting_warnings(cfg, channels=bundle.channels):
         progress.line(warning)
-    if dist.enabled and cfg.train.sync_bn:  # before the optimizer sees the BatchNorm parameters
+    if env.dist.enabled and cfg.train.sync_bn:  # before the optimizer sees the BatchNorm parameters
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if channels_last:
+    if env.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    core = model
-    num_params = sum(p.numel() for p in core.parameters())
+    return model
 
-    # ---- parts around the loop
-    weights = balanced_sample_weights(bundle.train, task.num_outputs) if cfg.train.balanced_sampler else None
-    train_loader = make_loader(bundle.train, task, batch_size=cfg.train.batch_size, device=device, shuffle=True,
-                           seed=cfg.train.seed, dist=dist, sample_weights=weights,
-                           repeat=cfg.patches.train_num if cfg.patches.size else 1)
-    eval_bs = eval_batch_size(cfg, cfg.train.eval_batch_size or 2 * cfg.train.batch_size)
-    val_loader = make_loader(bundle.val, task, batch_size=eval_bs, device=device, shuffle=False, dist=dist)
-    augment = BatchAugment(cfg.augment, num_classes=task.num_outputs if task.kind == "classification" else 0,
-                           mean=bundle.mean, std=bundle.std, device=device,
-                           seed=cfg.train.seed + 1 + dist.rank)  # each process its own draws
+
+def build_parts(cfg: Config, *, core: nn.Module, data: RunData, env: RunEnv, progress: ProgressReporter,
+                callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainParts:
+    """Everything the loop calls, built from the config: loader, augmentation, loss, optimizer, schedule,
+    stages, validation, monitor. ``save`` is set by the caller (it needs the parts)."""
+    bundle, task, t = data.bundle, data.task, cfg.train
+    weights = balanced_sample_weights(bundle.train, task.num_outputs) if t.balanced_sampler else None
+    train_loader = make_loader(bundle.train, task, batch_size=t.batch_size, device=env.device, shuffle=True,
+                               seed=t.seed, dist=env.dist, sample_weights=weights,
+                               repeat=cfg.patches.train_num if cfg.patches.size else 1)
+    frozen_bn: list[nn.Module] = []
+
+    def enter_stage(stage: StagePlan) -> None:
+        with user_input():
+            frozen_bn[:] = freeze(core, stage.freeze, freeze_bn_stats=cfg.model.freeze_bn_stats)
+
+    runner: nn.Module = torch.compile(core) if t.compile else core
+    if env.dist.enabled:
+        runner = nn.parallel.DistributedDataParallel(
+            runner, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    scaler = torch.amp.GradScaler(env.device.type) if env.amp_dtype == torch.float16 else None
+    return TrainParts(
+        model=runner, loader=train_loader, augment=_augment(cfg, data, env), loss_fn=_loss(cfg, data, env.device),
+        optimizer=build_optimizer(core, **optimizer_kwargs(cfg.optim), head=head_parameters(core)),
+        schedule=functools.partial(LrSchedule, **schedule_kwargs(cfg.schedule)),
+        stages=Stages(stage_plans(cfg), enter=enter_stage, train_mode=lambda: frozen_bn_train_mode(core, frozen_bn)),
+        evaluate=_validation(cfg, core, data, env),
+        monitor=Monitor(monitor_key(cfg), mode=t.monitor_mode, patience=t.early_stopping),
+        history=History(), save=lambda kind, loop: None,
+        compute=Compute(device=env.device, amp_dtype=env.amp_dtype, scaler=scaler, channels_last=env.channels_last,
+                        uses_features=cfg.model.fusion != "none"),
+        rules=StepRules(accumulate=t.accumulate, grad_clip=t.grad_clip, checkpoint_steps=t.checkpoint_steps),
+        control=Control(progress=progress, on_epoch_end=list(callbacks)))
+
+
+def _augment(cfg: Config, data: RunData, env: RunEnv) -> Any:
+    task, bundle, seed = data.task, data.bundle, cfg.train.seed
+    augment = BatchAugment(**augment_kwargs(cfg.augment), num_classes=task.num_outputs
+                           if task.kind == "classification" else 0, mean=bundle.mean, std=bundle.std,
+                           device=env.device, seed=seed + 1 + env.dist.rank)  # each process its own draws
     if cfg.patches.size:
         from resnetlab.data.patches import PatchAugment
 
-        augment = PatchAugment(augment, size=cfg.patches.size, device=device, seed=cfg.train.seed + 2 + dist.rank)
-    uses_features = cfg.model.fusion != "none"
-    if task.kind == "classification":
-        class_weights = balanced_class_weights(bundle.train, task.num_outputs, device) \
-            if cfg.train.class_weights == "balanced" else None
-        loss_fn = classification_loss(num_classes=task.num_outputs, label_smoothing=cfg.train.label_smoothing,
-                                      class_weights=class_weights, mpca_weight=cfg.train.mpca_loss,
-                                      accuracy_weight=cfg.train.accuracy_loss)
-    else:
-        loss_fn = regression_loss("mse" if cfg.train.loss == "auto" else cfg.train.loss)
-    optimizer = build_optimizer(core, cfg.optim, head=head_parameters(core))
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    monitor = Monitor(monitor_key(cfg), mode=cfg.train.monitor_mode, patience=cfg.train.early_stopping)
-    history = History()
-    stages = stage_plans(cfg)
+        augment = PatchAugment(augment, size=cfg.patches.size, device=env.device, seed=seed + 2 + env.dist.rank)
+    return augment
 
-    runner: nn.Module = core
-    if cfg.train.compile:
-        runner = torch.compile(runner)
-    if dist.enabled:
-        runner = nn.parallel.DistributedDataParallel(
-            runner, device_ids=[device.index] if device.type == "cuda" else None)
 
-    prepare = lambda images: normalize(images, bundle.mean, bundle.std)  # noqa: E731
-    frozen_bn: list[nn.Module] = []
+def _loss(cfg: Config, data: RunData, device: torch.device) -> Callable[..., torch.Tensor]:
+    t, task = cfg.train, data.task
+    if task.kind != "classification":
+        return regression_loss("mse" if t.loss == "auto" else t.loss)
+    class_weights = balanced_class_weights(data.bundle.train, task.num_outputs, device) \
+        if t.class_weights == "balanced" else None
+    return classification_loss(num_classes=task.num_outputs, label_smoothing=t.label_smoothing,
+                               class_weights=class_weights, mpca_weight=t.mpca_loss, accuracy_weight=t.accuracy_loss)
 
-    def set_stage(stage: StagePlan) -> None:
-        frozen_bn.clear()
-        frozen_bn.extend(freeze(core, stage.freeze, freeze_bn_stats=cfg.model.freeze_bn_stats))
 
-    def evaluate_val() -> dict[str, float]:
-        out = run_model(for_eval(core, cfg), val_loader, prepare=prepare, amp_dtype=amp_dtype,
-                        channels_last=channels_last, uses_features=uses_features)
-        out = gather_outputs(out, dist)
-        if not np.isfinite(out.outputs).all():
+def _evaluator(cfg: Config, core: nn.Module, data: RunData, env: RunEnv, split: Split, *,
+               tta: bool = False, prefix: str = "val/") -> Evaluator:
+    bundle = data.bundle
+    batch_size = eval_batch_size(cfg, cfg.train.eval_batch_size or 2 * cfg.train.batch_size)
+    return Evaluator(model=lambda: for_eval(core, cfg), split=split, task=data.task,
+                     loader=make_loader(split, data.task, batch_size=batch_size, device=env.device, shuffle=False,
+                                        dist=env.dist),
+                     prepare=lambda images: normalize(images, bundle.mean, bundle.std),
+                     amp_dtype=env.amp_dtype, channels_last=env.channels_last,
+                     uses_features=cfg.model.fusion != "none", tta=tta, dist=env.dist, prefix=prefix)
+
+
+def _validation(cfg: Config, core: nn.Module, data: RunData, env: RunEnv) -> Callable[[], dict[str, float]]:
+    evaluator = _evaluator(cfg, core, data, env, data.bundle.val)
+
+    def evaluate() -> dict[str, float]:
+        try:
+            return evaluator()
+        except NonFiniteOutputs:
             # The last step of the epoch can blow the weights up after the last loss the loop checked.
-            raise Diverged(f"the model's outputs on the validation split became NaN or infinite; lower optim.lr "
-                           f"(now {cfg.optim.lr:g}), set train.grad_clip=1.0 or train.precision=fp32; last.pt, if "
-                           "any, holds the previous epoch")
-        scalars, _ = task.metrics(out.outputs, out.targets, clip_groups(bundle.val, out))
-        return {f"val/{k}": float(v) for k, v in scalars.items() if isinstance(v, (int, float))}
+            raise _advised(Diverged(None, cfg.optim.lr, what="the model's outputs on the validation split"),
+                           cfg) from None
 
+    return evaluate
+
+
+def _checkpointer(cfg: Config, run_dir: Path, core: nn.Module, parts: TrainParts, data: RunData,
+                  dist: DistInfo) -> Checkpointer:
+    """One map of every part with a state: last.pt saves and resume restores all of it; best.pt the weights."""
+    bundle, task, history = data.bundle, data.task, parts.history
     meta = {"class_names": bundle.class_names, "mean": list(bundle.mean), "std": list(bundle.std),
             "channels": bundle.channels, "image_size": bundle.image_size, "task": task.kind,
             "target_stats": list(task.target_stats) if task.target_stats else None,
-            "feature_dim": feature_dim,
+            "feature_dim": data.feature_dim,
             "feature_stats": [s.tolist() for s in bundle.feature_stats] if bundle.feature_stats else None,
             "config": to_dict(cfg)}
+    stateful = {"model": core, "optimizer": parts.optimizer, "scaler": parts.compute.scaler,
+                "monitor": parts.monitor, "history": history, "loader": parts.loader}
+    return Checkpointer(run_dir, stateful, per_process={"augment": parts.augment, "rng": GlobalRng()}, meta=meta,
+                        dist=dist, best_extra=lambda: {"metrics": dict(history.rows[-1]) if history.rows else {}},
+                        on_saved=lambda: history.write(run_dir))
 
-    def save(kind: str, loop: dict[str, Any]) -> None:
-        # Every process draws its own augmentation and random numbers, so each one's state is kept
-        # (a collective: the loop saves at the same step on every process).
-        draws = gather_objects({"augment": augment.state_dict(), "rng": rng_state()}, dist)
-        if dist.is_main:
-            payload = {"model": core.state_dict(), **meta, "epoch": loop["epoch"], "loop": loop,
-                       "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                       "monitor": monitor.state_dict(), "history": history.state_dict(),
-                       "loader": train_loader.state_dict(), **draws[0], "per_process": draws}
-            atomic_save(payload, run_dir / f"{kind}.pt")
-            history.write(run_dir)
-        # The others wait for the file: if one of them exits (a stop), torchrun ends the writer too.
-        barrier(dist)
 
-    # ---- resume
-    state = LoopState()
-    if resume_from is not None:
-        ckpt = load_checkpoint(resume_from, map_location=device)
-        try:
-            core.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-        except (KeyError, RuntimeError, ValueError):
-            raise UserError(f"train.resume: {resume_from} does not fit the model of this config; resume with "
-                            "the settings the run started with") from None
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        monitor.load_state_dict(ckpt["monitor"])
-        history.load_state_dict(ckpt["history"])
-        train_loader.load_state_dict(ckpt["loader"])
-        # This process's own draws when the run had as many processes; else the first one's.
-        per_process = ckpt.get("per_process") or []
-        draws = per_process[dist.rank] if len(per_process) == dist.world_size else ckpt
-        augment.load_state_dict(draws["augment"])
-        load_rng_state(draws["rng"])
-        state = LoopState(**ckpt["loop"])
-        progress.line(f"resuming {run_dir} at epoch {state.epoch + 1}, batch {train_loader.position} "
-                      f"(step {state.step})")
+def _resume(checkpointer: Checkpointer, resume_from: Path, device: torch.device) -> LoopState:
+    try:
+        return LoopState(**checkpointer.restore(resume_from, map_location=device))
+    except CheckpointMismatch:
+        raise UserError(f"train.resume: {resume_from} does not fit the model of this config; resume with "
+                        "the settings the run started with") from None
 
-    # ---- record what this run is
+
+def _record_run(cfg: Config, run_dir: Path, data: RunData, env: RunEnv, core: nn.Module, parts: TrainParts) -> Any:
+    """config.yaml, the data record, provenance and the banner; the TensorBoard logger if asked for."""
+    bundle, num_params = data.bundle, _num_params(core)
+    save_config(cfg, run_dir / "config.yaml")
+    write_data_record(run_dir, bundle)
+    write_json(run_dir / "provenance.json", provenance(device=env.device, data_hash=bundle.data_hash, extra={
+        "precision": str(env.amp_dtype).replace("torch.", "") if env.amp_dtype else "fp32",
+        "channels_last": env.channels_last, "world_size": env.dist.world_size, "num_params": num_params}))
     tb = None
-    if dist.is_main:
-        save_config(cfg, run_dir / "config.yaml")
-        write_data_record(run_dir, bundle)
-        write_json(run_dir / "provenance.json", provenance(device=device, data_hash=bundle.data_hash, extra={
-            "precision": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
-            "channels_last": channels_last, "world_size": dist.world_size, "num_params": num_params}))
-        if cfg.output.tensorboard or cfg.output.mlflow:  # tb: TensorBoard and/or MLflow
-            from resnetlab.evaluation.tracking import Tracking
+    if cfg.output.tensorboard or cfg.output.mlflow:  # tb: TensorBoard and/or MLflow
+        from resnetlab.evaluation.tracking import Tracking
 
-            tb = Tracking(run_dir, model=core, params=flatten(to_dict(cfg)), tensorboard=cfg.output.tensorboard,
-                          histograms=cfg.output.histograms, mlflow_uri=cfg.output.mlflow,
-                          experiment=Path(cfg.output.dir).resolve().name)
-        progress.banner(f"resnetlab train → {run_dir}", _banner_rows(cfg, bundle, device, amp_dtype, channels_last,
-                                                                     num_params, augment, dist))
+        tb = Tracking(run_dir, model=core, params=flatten(to_dict(cfg)), tensorboard=cfg.output.tensorboard,
+                      histograms=cfg.output.histograms, mlflow_uri=cfg.output.mlflow,
+                      experiment=Path(cfg.output.dir).resolve().name)
+        parts.control.on_epoch_end.append(tb.on_epoch)
+        parts.control.on_step.append(tb.on_step)
+        parts.control.log_steps = cfg.output.log_steps
+    parts.control.progress.banner(f"resnetlab train → {run_dir}", _banner_rows(
+        cfg, bundle, env.device, env.amp_dtype, env.channels_last, num_params, parts.augment, env.dist))
+    return tb
 
-    hooks = list(callbacks)
-    if tb is not None:
-        hooks.append(tb.on_epoch)
 
-    parts = TrainParts(model=runner, loader=train_loader, augment=augment, loss_fn=loss_fn, optimizer=optimizer,
-                       schedule=cfg.schedule, stages=stages, evaluate=evaluate_val, monitor=monitor,
-                       history=history, save=save, set_stage=set_stage,
-                       set_train_mode=lambda: frozen_bn_train_mode(core, frozen_bn), progress=progress,
-                       device=device, amp_dtype=amp_dtype, scaler=scaler, channels_last=channels_last,
-                       accumulate=cfg.train.accumulate, grad_clip=cfg.train.grad_clip,
-                       checkpoint_steps=cfg.train.checkpoint_steps, uses_features=uses_features,
-                       on_epoch_end=hooks, on_step=[tb.on_step] if tb is not None else [],
-                       log_steps=cfg.output.log_steps)
+def _num_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _run(parts: TrainParts, state: LoopState, dist: DistInfo, run_dir: Path, cfg: Config) -> None:
+    """The loop under a stop request; its errors worded in the settings that fix them."""
     try:
         with StopRequest() as stop:
             if dist.enabled:  # a signal to any process stops them all at the same step
-                stop.agree = lambda requested: any_process(requested, dist, device)
-            parts.stop = stop
+                stop.agree = lambda requested: any_process(requested, dist, parts.compute.device)
+            parts.control.stop = stop
             fit(parts, state)
     except Interrupted as stopped:
         stopped.run_dir = run_dir
-        if tb is not None:
-            tb.close()
         raise
-    except BaseException:
-        if tb is not None:
-            tb.close()
+    except RunDiverged:
         raise
-    train_seconds = time.perf_counter() - wall_start
+    except Diverged as exc:
+        raise _advised(exc, cfg) from None
 
-    # ---- final evaluation with the best weights, on val and test
+
+def _report(cfg: Config, run_dir: Path, core: nn.Module, data: RunData, env: RunEnv, parts: TrainParts, tb: Any,
+            *, train_seconds: float) -> TrainResult:
+    """The best weights on val and test, the run's outputs, and its result."""
+    dist, bundle, monitor, history = env.dist, data.bundle, parts.monitor, parts.history
     barrier(dist)
     best = load_checkpoint(run_dir / "best.pt", map_location="cpu")["model"] if dist.is_main else None
     core.load_state_dict(broadcast_object(best, dist))  # no shared file system needed across nodes
-    results: dict[str, Any] = {}
-    for name, split in (("val", bundle.val), ("test", bundle.test)):
-        if split is None or len(split) == 0:
-            continue
-        loader = make_loader(split, task, batch_size=eval_bs, device=device, shuffle=False, dist=dist)
-        out = gather_outputs(run_model(for_eval(core, cfg), loader, prepare=prepare, amp_dtype=amp_dtype,
-                                        channels_last=channels_last, tta=cfg.train.tta,
-                                        uses_features=uses_features), dist)
-        results[name] = (out, *task.metrics(out.outputs, out.targets, clip_groups(split, out)))
-
+    splits = {name: split for name, split in (("val", bundle.val), ("test", bundle.test))
+              if split is not None and len(split) > 0}
+    results = final_evaluation({name: _evaluator(cfg, core, data, env, split, tta=cfg.train.tta,
+                                                 prefix=f"{name}/") for name, split in splits.items()})
     rows = history.rows
     resources = {"wall_seconds": round(train_seconds, 2),
                  "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in rows])), 3) if rows else None,
                  "images_per_s": round(float(np.mean([r["images_per_s"] for r in rows])), 1) if rows else None,
-                 "peak_rss_mb": round(peak_rss_mb(), 1), "peak_device_mb": peak_device_mb(device),
-                 "device": str(device), "num_params": num_params}
-    if dist.is_main:
-        _write_outputs(cfg, run_dir, bundle, task, results, history, monitor, resources, tb, core)
+                 "peak_rss_mb": round(peak_rss_mb(), 1), "peak_device_mb": peak_device_mb(env.device),
+                 "device": str(env.device), "num_params": _num_params(core)}
+    try:
+        if dist.is_main:
+            write_run_outputs(cfg, run_dir, bundle=bundle, task=data.task, results=results, history=list(rows),
+                              monitor=monitor, resources=resources, tb=tb, model=core)
+            if tb is not None:
+                tb.finish({name: result.scalars for name, result in results.items()})
+            parts.control.progress.line(final_line(run_dir, monitor, results))
+    finally:
         if tb is not None:
-            tb.finish({name: result[1] for name, result in results.items()})
-        progress.line(_final_line(run_dir, monitor, results))
-    if tb is not None:
-        tb.close()
+            tb.close()
     return TrainResult(run_dir=run_dir, monitor=monitor.key, best=monitor.best, best_epoch=monitor.best_epoch,
-                       val=results["val"][1] if "val" in results else {},
-                       test=results["test"][1] if "test" in results else None, history=list(rows))
+                       val=results["val"].scalars if "val" in results else {},
+                       test=results["test"].scalars if "test" in results else None, history=list(rows))
 
 
 
@@ -524,76 +612,4 @@ def _variant_words(cfg: Config) -> str:
     return "".join(f", {w}" for w in words)
 
 
-
-def _final_line(run_dir: Path, monitor: Monitor, results: dict[str, Any]) -> str:
-    parts = [f"done: best {monitor.key} {monitor.best:.4f} at epoch {monitor.best_epoch}"]
-    for name in ("val", "test"):
-        if name in results:
-            scalars = results[name][1]
-            key = "accuracy" if "accuracy" in scalars else "srcc"
-            parts.append(f"{name}/{key} {scalars[key]:.4f}")
-    return "  ".join(parts) + f"  → {run_dir}"
-
-
-
-def _write_outputs(cfg: Config, run_dir: Path, bundle: DataBundle, task: Task, results: dict[str, Any],
-                   history: History, monitor: Monitor, resources: dict[str, Any], tb: Any, model: nn.Module) -> None:
-    from resnetlab.evaluation.report import write_report
-
-    metrics: dict[str, Any] = {"best_epoch": monitor.best_epoch, "monitor": monitor.key, "resources": resources}
-    for name, (out, scalars, detail) in results.items():
-        metrics[name] = detail.to_dict() if task.kind == "classification" else {"scalars": scalars}
-    write_json(run_dir / "metrics.json", metrics)
-    val, test = results.get("val"), results.get("test")
-    key = "accuracy" if task.kind == "classification" else "srcc"
-    second = "mpca" if task.kind == "classification" else "plcc"
-    best_row = next((r for r in history.rows if r["epoch"] == monitor.best_epoch), {})
-    write_json(run_dir / "final_results.json", {
-        f"test_{key}": test[1].get(key) if test else None,
-        f"test_{second}": test[1].get(second) if test else None,
-        f"best_val_{key}": best_row.get(f"val/{key}"),
-        f"best_val_{second}": best_row.get(f"val/{second}"),
-        "best_epoch": monitor.best_epoch, "monitor": monitor.key, "monitor_best": monitor.best,
-        "config": to_dict(cfg)})
-    if cfg.output.plots:
-        _write_plots(run_dir, bundle, task, val, history, monitor, model, patches=bool(cfg.patches.size))
-    if tb is not None and val is not None and task.kind == "classification":
-        tb.log_figure_confusion(val[2].confusion, bundle.class_names, monitor.best_epoch or 0)
-    write_report(run_dir)
-
-
-
-def _write_gradcam(path: Path, model: nn.Module, bundle: DataBundle, out: Any, *, patches: bool) -> None:
-    """The report's Grad-CAM grid of a few right and wrong validation images, with the best weights."""
-    from resnetlab.evaluation import gradcam, plots
-
-    if patches:  # the network sees patches, the report's images are whole: a map of either would mislead
-        plots.plot_message("not drawn for patch-averaged evaluation (patches.size); use resnetlab explain on "
-                           "patch-sized images", title="Grad-CAM", path=path)
-        return
-    features = bundle.val.features[out.index] if bundle.val.features is not None else None
-    gradcam.report_examples(model, np.asarray(bundle.val.images[out.index]), out.targets, out.outputs,
-                            bundle.class_names, mean=bundle.mean, std=bundle.std, path=path, features=features)
-
-
-
-def _write_plots(run_dir: Path, bundle: DataBundle, task: Task, val: Any, history: History,
-                 monitor: Monitor, model: nn.Module, *, patches: bool) -> None:
-    from resnetlab.evaluation import plots
-
-    plots_dir = run_dir / "plots"
-    plots_dir.mkdir(exist_ok=True)
-    if val is None:
-        return
-    out, scalars, detail = val
-    if task.kind == "classification":
-        probs = torch.from_numpy(out.outputs).softmax(dim=1).numpy()
-        plots.write_classification_plots(detail, history.rows, monitor=monitor.key, plots_dir=plots_dir,
-                                         images=np.asarray(bundle.val.images[out.index]), probs=probs,
-                                         targets=out.targets, best_epoch=monitor.best_epoch)
-        _write_gradcam(plots_dir / "gradcam.png", model, bundle, out, patches=patches)
-    else:
-        plots.write_regression_plots(history.rows, monitor=monitor.key, plots_dir=plots_dir, pred=detail,
-                                     target=np.asarray(bundle.val.targets)[out.index],
-                                     best_epoch=monitor.best_epoch)
 

@@ -11,7 +11,7 @@ test mean the same thing in both.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,6 @@ from scipy.special import softmax
 from resnetlab.baselines.hog import cached_hog_features, zero_share
 from resnetlab.baselines.params import DEFAULT_C, HogParams, SvmParams
 from resnetlab.baselines.svm import converged, decision_scores, fit_svm, fitted_settings
-from resnetlab.config import build_config, to_dict
-from resnetlab.config.schema import DataConfig
 from resnetlab.errors import UserError
 from resnetlab.extras import require
 
@@ -46,23 +44,8 @@ class BaselineResult:
     seconds: float
 
 
-def baseline_data_config(overrides: Sequence[str] = ()) -> DataConfig:
-    """The data config of `data.*` overrides; built-ins stay at their native size unless
-    data.image_size is given."""
-    bad = [o for o in overrides if not o.strip().startswith("data.")]
-    if bad:
-        where = ("the run folder is --out DIR and --name NAME" if bad[0].strip().startswith("output.")
-                 else "HOG and SVM settings are --options, e.g. --kernel linear --C 1")
-        raise UserError(f"the baseline takes data.* overrides only; got '{bad[0]}' ({where}; see "
-                        "resnetlab baseline hog-svm --help)")
-    data = build_config(overrides).data
-    if not any(o.strip().startswith("data.image_size=") for o in overrides):
-        data.image_size = NATIVE_IMAGE_SIZE.get(data.source.strip(), data.image_size)
-    return data
-
-
 def train_hog_svm(
-    data_cfg: DataConfig,
+    data: Mapping[str, Any],
     *,
     kernel: str = SvmParams.kernel,
     C: float | None = SvmParams.C,
@@ -81,43 +64,70 @@ def train_hog_svm(
 ) -> BaselineResult:
     """Fit HOG+SVM on the train split, score val and test, and write a run folder.
 
-    `kernel` "linear" (LinearSVC) or "rbf" (PCA to `pca_components`, then an exact SVC); `C`
-    None takes the kernel's default (`resnetlab.baselines.params.DEFAULT_C`). `smoothing` and
+    ``data`` is ``load_data``'s keyword arguments (``source``, ``image_size``, ...), saved as the
+    run's ``data:`` settings. `kernel` "linear" (LinearSVC) or "rbf" (PCA to `pca_components`, then an
+    exact SVC); `C` None takes the kernel's default (`resnetlab.baselines.params.DEFAULT_C`). `smoothing` and
     `offset_grid` are explained in `resnetlab.baselines.hog`. `workers` processes extract the
     features (default: up to 2). `reuse_folder` fits again into an existing run folder `name`
     (a study's retry) instead of refusing it.
     """
     require("skimage.feature", extra="baseline", what="the HOG+SVM baseline")  # before any data is loaded
-    from resnetlab.atomic_write import write_json, write_text
-    from resnetlab.data.cache import cache_root
     from resnetlab.data.sources import load_data
-    from resnetlab.evaluation.metrics import classification_metrics
-    from resnetlab.training.run_folder import make_run_dir, peak_rss_mb, write_data_record
+    from resnetlab.training.run_folder import make_run_dir
 
     hog_params = HogParams(orientations=orientations, pixels_per_cell=pixels_per_cell,
                            cells_per_block=cells_per_block, smoothing=smoothing, offset_grid=offset_grid)
     svm_params = SvmParams(kernel=kernel, C=C, gamma=gamma, pca_components=pca_components)
-    hog_params.validate(image_size=data_cfg.image_size)  # before minutes of data loading
+    hog_params.validate(image_size=data.get("image_size", 32))  # before minutes of data loading
     svm_params.validate()
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise UserError(f"workers={workers!r} must be a whole number >= 1 (feature extraction processes)")
     if kernel == "linear" and (gamma is not None or pca_components != SvmParams.pca_components):
         log("note: gamma and pca_components belong to the rbf kernel; the linear SVM ignores them")
-    if data_cfg.task != "classification":
+    if data.get("task", "classification") != "classification":
         raise UserError("data.task=regression: the HOG+SVM baseline classifies; use a classification source")
 
     wall_start, started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%S")
-    bundle = load_data(data_cfg, log=log)
+    bundle = load_data(**data, log=log)
     if len(bundle.class_names) < 2:
-        raise UserError(f"data.source={data_cfg.source} has {len(bundle.class_names)} class; need at least 2")
+        raise UserError(f"data.source={data.get('source')} has {len(bundle.class_names)} class; need at least 2")
     if len(bundle.val) == 0:
         raise UserError("the validation split is empty; raise data.val_ratio or add a val/ folder")
     generated = name is None
     name = name or f"{MODEL_NAME}_{kernel}_C{svm_params.resolved_C:g}_{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = make_run_dir(out_dir, name, resuming=reuse_folder, generated=generated)
 
-    # ---- features, one cache entry per split
-    feature_dir = None if data_cfg.cache == "memory" else cache_root(data_cfg.cache_dir) / "features"
+    fitted = _fit_and_score(bundle, data, hog_params, svm_params, workers=workers, log=log)
+    fitted.wall_seconds = time.perf_counter() - wall_start
+    val, test = _write_run(run_dir, bundle, data, fitted, hog_params, started=started)
+    done = f"done: val/accuracy {val['accuracy']:.4f}"
+    if test:
+        done += f"  test/accuracy {test['accuracy']:.4f}"
+    log(f"{done}  ({fitted.wall_seconds:.1f}s)  → {run_dir}")
+    return BaselineResult(run_dir=run_dir, val=dict(val), test=dict(test) if test else None,
+                          seconds=fitted.wall_seconds)
+
+
+@dataclass
+class _Fitted:
+    """HOG features of each split, the SVM's settings, and its reports and scores on val and test."""
+
+    features: dict[str, np.ndarray]
+    settings: dict[str, Any]
+    reports: dict[str, Any]
+    scores: dict[str, np.ndarray]
+    feature_seconds: float
+    fit_seconds: float
+    wall_seconds: float = 0.0
+
+
+def _fit_and_score(bundle: Any, data: Mapping[str, Any], hog_params: HogParams, svm_params: SvmParams, *,
+                   workers: int | None, log: Callable[[str], None]) -> _Fitted:
+    """HOG features (one cache entry per split), the SVM fitted once on train, val and test scored."""
+    from resnetlab.data.cache import cache_root
+    from resnetlab.evaluation.metrics import classification_metrics
+
+    feature_dir = None if data.get("cache") == "memory" else cache_root(data.get("cache_dir")) / "features"
     splits = {"train": bundle.train, "val": bundle.val}
     if bundle.test is not None and len(bundle.test):
         splits["test"] = bundle.test
@@ -130,69 +140,66 @@ def train_hog_svm(
     log(f"HOG: {length} features per image ({hog_params.orientations} orientations, "
         f"{hog_params.pixels_per_cell}px cells, {hog_params.cells_per_block}x{hog_params.cells_per_block} blocks) "
         f"in {feature_seconds:.1f}s")
-
-    # ---- fit once on train
     start = time.perf_counter()
     model = fit_svm(features["train"], bundle.train.targets, svm_params)
     fit_seconds = time.perf_counter() - start
     if not converged(model):
         log(f"note: the linear SVM stopped at {svm_params.max_iter} iterations before converging, so it may score "
             f"a little lower; a smaller --C converges sooner (the linear default is {DEFAULT_C['linear']:g})")
-    fitted = fitted_settings(model, svm_params)
-    kept = fitted.get("pca_components")
+    settings = fitted_settings(model, svm_params)
+    kept = settings.get("pca_components")
     if kept is not None and kept < svm_params.pca_components:
         log(f"note: PCA keeps {kept} components (no more than the training images or features), "
             f"not {svm_params.pca_components}")
-    log(f"SVM ({kernel}, C={svm_params.resolved_C:g}) fitted on {len(bundle.train):,} images in {fit_seconds:.1f}s")
-
-    # ---- score val and test
-    num_classes = len(bundle.class_names)
+    log(f"SVM ({svm_params.kernel}, C={svm_params.resolved_C:g}) fitted on {len(bundle.train):,} images in "
+        f"{fit_seconds:.1f}s")
     reports, scores = {}, {}
-    for split, part in splits.items():
-        if split == "train":
-            continue
-        scores[split] = decision_scores(model, features[split], num_classes=num_classes)
-        report = classification_metrics(scores[split], part.targets, class_names=bundle.class_names)
-        # Raw HOG (before standardization), to compare with a network's pooled features.
+    for split in (s for s in splits if s != "train"):
+        scores[split] = decision_scores(model, features[split], num_classes=len(bundle.class_names))
+        report = classification_metrics(scores[split], splits[split].targets, class_names=bundle.class_names)
+        # Raw HOG (before standardization), to compare with ResNet features' zero share.
         report.scalars["feature_zero_share"] = zero_share(features[split])
         reports[split] = report
-    wall_seconds = time.perf_counter() - wall_start
+    return _Fitted(features=features, settings=settings, reports=reports, scores=scores,
+                   feature_seconds=feature_seconds, fit_seconds=fit_seconds)
 
-    # ---- the run folder
-    val = reports["val"].scalars
+
+def _write_run(run_dir: Path, bundle: Any, data: Mapping[str, Any], fitted: _Fitted, hog_params: HogParams, *,
+               started: str) -> tuple[dict[str, float], dict[str, float] | None]:
+    """The run folder's files, as a network run writes them; returns the val and test scalars."""
+    from resnetlab.atomic_write import write_json, write_text
+    from resnetlab.training.run_folder import peak_rss_mb, write_data_record
+
+    val = fitted.reports["val"].scalars
+    length = fitted.features["train"].shape[1]
     # One row: the SVM is fitted once. Training accuracy is left out, since scoring 54,000
     # training images through an RBF SVC costs as much as the fit itself.
-    history = [{"epoch": 1, **{f"val/{k}": v for k, v in val.items()}, "seconds": round(fit_seconds, 3)}]
-    baseline = {"method": MODEL_NAME, **asdict(hog_params), **fitted, "feature_length": length}
-    config = {"model": {"name": MODEL_NAME}, "data": to_dict(data_cfg), "baseline": baseline}
+    history = [{"epoch": 1, **{f"val/{k}": v for k, v in val.items()}, "seconds": round(fitted.fit_seconds, 3)}]
+    baseline = {"method": MODEL_NAME, **asdict(hog_params), **fitted.settings, "feature_length": length}
+    config = {"model": {"name": MODEL_NAME}, "data": dict(data), "baseline": baseline}
     write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     write_json(run_dir / "history.json", history)
     write_data_record(run_dir, bundle)
     write_json(run_dir / "provenance.json", _provenance(bundle.data_hash, started=started))
     # wall_seconds: data loading to scores (plots and report excluded), like a network's train time.
-    resources = {"wall_seconds": round(wall_seconds, 2), "seconds_per_epoch": None,
-                 "feature_seconds": round(feature_seconds, 2), "fit_seconds": round(fit_seconds, 2),
+    resources = {"wall_seconds": round(fitted.wall_seconds, 2), "seconds_per_epoch": None,
+                 "feature_seconds": round(fitted.feature_seconds, 2), "fit_seconds": round(fitted.fit_seconds, 2),
                  "peak_rss_mb": round(peak_rss_mb(), 1), "device": "cpu"}
     # No epoch is selected (the SVM is fitted once), so best_epoch stays empty in every file.
     metrics: dict[str, Any] = {"best_epoch": None, "monitor": MONITOR, "resources": resources,
-                               "features": {"length": length,
-                                            "zero_share": {s: zero_share(f) for s, f in features.items()}}}
-    metrics.update({split: report.to_dict() for split, report in reports.items()})
+                               "features": {"length": length, "zero_share": {s: zero_share(f) for s, f
+                                                                             in fitted.features.items()}}}
+    metrics.update({split: report.to_dict() for split, report in fitted.reports.items()})
     write_json(run_dir / "metrics.json", metrics)
-    test = reports["test"].scalars if "test" in reports else None
+    test = fitted.reports["test"].scalars if "test" in fitted.reports else None
     write_json(run_dir / "final_results.json", {
         "test_accuracy": test.get("accuracy") if test else None,
         "test_mpca": test.get("mpca") if test else None,
         "best_val_accuracy": val["accuracy"], "best_val_mpca": val["mpca"],
         "best_epoch": None, "monitor": MONITOR, "monitor_best": val["accuracy"], "config": config})
-    _write_plots_and_report(run_dir, reports["val"], images=bundle.val.images, scores=scores["val"],
+    _write_plots_and_report(run_dir, fitted.reports["val"], images=bundle.val.images, scores=fitted.scores["val"],
                             targets=bundle.val.targets)
-
-    done = f"done: val/accuracy {val['accuracy']:.4f}"
-    if test:
-        done += f"  test/accuracy {test['accuracy']:.4f}"
-    log(f"{done}  ({wall_seconds:.1f}s)  → {run_dir}")
-    return BaselineResult(run_dir=run_dir, val=dict(val), test=dict(test) if test else None, seconds=wall_seconds)
+    return val, test
 
 
 def _write_plots_and_report(run_dir: Path, report: Any, *, images: np.ndarray, scores: np.ndarray,

@@ -61,10 +61,11 @@ def register(subparsers: argparse._SubParsersAction, common_parent: argparse.Arg
 
 
 def hog_svm(args: argparse.Namespace) -> int:
-    from resnetlab.baselines.hog_svm import baseline_data_config, train_hog_svm
+    from resnetlab.api.assemble import baseline_data_config, data_kwargs
+    from resnetlab.baselines.hog_svm import train_hog_svm
 
-    data_cfg = baseline_data_config(args.overrides)
-    result = train_hog_svm(data_cfg, kernel=args.kernel, C=args.C, gamma=args.gamma,
+    data = data_kwargs(baseline_data_config(args.overrides))
+    result = train_hog_svm(data, kernel=args.kernel, C=args.C, gamma=args.gamma,
                            pca_components=args.pca_components, orientations=args.orientations,
                            pixels_per_cell=args.pixels_per_cell, cells_per_block=args.cells_per_block,
                            smoothing=args.smoothing, offset_grid=args.offset_grid, out_dir=args.out,

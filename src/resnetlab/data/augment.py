@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from resnetlab.config.schema import AugmentConfig
 from resnetlab.data.mix import box_mask, cutmix, mixup, soft_targets
 
 # Attempts per image before falling back, as torchvision's RandomResizedCrop/RandomErasing.
@@ -45,20 +45,48 @@ def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Te
     return _standardize(_to_unit(images), mean_t, std_t)
 
 
+@dataclass(frozen=True)
+class AugmentSettings:
+    """Which random ops run and how strongly (probabilities, ranges, Beta alphas); all off by default."""
+
+    enabled: bool = True  # the master switch: False turns every op off
+    hflip: float = 0.0
+    vflip: float = 0.0
+    crop_padding: int = 0
+    resized_crop: bool = False
+    resized_crop_scale: tuple[float, float] = (0.08, 1.0)
+    resized_crop_ratio: tuple[float, float] = (0.75, 1.3333)
+    rotation: float = 0.0  # degrees
+    translate: float = 0.0  # fraction of the size
+    scale: tuple[float, float] = (1.0, 1.0)
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
+    color_jitter: bool = True  # switch for the four above
+    erasing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+
+
 class BatchAugment:
-    """Random augmentation of uint8 batches, configured by an :class:`AugmentConfig`.
+    """Random augmentation of uint8 batches; the keyword arguments are :class:`AugmentSettings`'s fields.
 
     ``num_classes`` sizes the soft targets of mixup/cutmix (0 for regression targets, which
     are mixed linearly). ``state_dict()`` holds the random state, so a resumed run draws the
     same augmentations as an uninterrupted one.
     """
 
-    def __init__(self, cfg: AugmentConfig, *, num_classes: int, mean: Sequence[float],
-                 std: Sequence[float], device: torch.device | str = "cpu", seed: int = 0) -> None:
-        _check_config(cfg)
+    def __init__(self, *, num_classes: int, mean: Sequence[float], std: Sequence[float],
+                 device: torch.device | str = "cpu", seed: int = 0, **settings: Any) -> None:
+        try:
+            opts = AugmentSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+        except TypeError as exc:
+            raise TypeError(f"BatchAugment: {exc}") from None
+        _check_settings(opts)
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0 (0: regression), got {num_classes}")
-        self.cfg = cfg
+        self.opts = opts
         self.num_classes = num_classes
         self.device = torch.device(device)
         self._mean, self._std = _channel_stats(mean, std, device=self.device)
@@ -67,7 +95,7 @@ class BatchAugment:
         # Per-batch scalars (mixup or cutmix, the Beta-drawn lambda) come from a host generator:
         # drawing them on the device would need a device-to-host sync every batch to branch on.
         self._host = np.random.default_rng(seed)
-        self._ops = _active_ops(cfg)
+        self._ops = _active_ops(opts)
 
     # ------------------------------------------------------------------ public face
 
@@ -122,12 +150,12 @@ class BatchAugment:
         (columns alike): exact pixel copies, and cheaper than ``torch.where`` over the batch,
         which is slow on CPU.
         """
-        cfg, ops = self.cfg, self._ops
+        opts, ops = self.opts, self._ops
         n = len(x)
-        pad = cfg.crop_padding if "crop" in ops else 0
+        pad = opts.crop_padding if "crop" in ops else 0
         if pad:
             x = F.pad(x, (pad, pad, pad, pad))
-        for dim, flip_p in ((2, cfg.vflip if "vflip" in ops else 0.0), (3, cfg.hflip if "hflip" in ops else 0.0)):
+        for dim, flip_p in ((2, opts.vflip if "vflip" in ops else 0.0), (3, opts.hflip if "hflip" in ops else 0.0)):
             if not pad and not flip_p:
                 continue
             size = x.shape[dim] - 2 * pad
@@ -144,17 +172,17 @@ class BatchAugment:
 
     def _affine(self, x: Tensor) -> Tensor:
         """Resized crop, rotation, translation and zoom as one warp: a single resample per image."""
-        cfg = self.cfg
+        opts = self.opts
         n, _, h, w = x.shape
         affine, crop = {}, {}
-        if cfg.rotation > 0 or cfg.translate > 0 or tuple(cfg.scale) != (1.0, 1.0):
+        if opts.rotation > 0 or opts.translate > 0 or tuple(opts.scale) != (1.0, 1.0):
             affine = {
-                "angle": torch.deg2rad(self._uniform(n, -cfg.rotation, cfg.rotation)),
-                "zoom": self._uniform(n, *cfg.scale),
-                "shift": self._uniform(n, -cfg.translate, cfg.translate, 2)
+                "angle": torch.deg2rad(self._uniform(n, -opts.rotation, opts.rotation)),
+                "zoom": self._uniform(n, *opts.scale),
+                "shift": self._uniform(n, -opts.translate, opts.translate, 2)
                 * torch.tensor([w, h], dtype=torch.float32, device=x.device),
             }
-        if cfg.resized_crop:
+        if opts.resized_crop:
             crop = dict(zip(("crop_size", "crop_centre"), self._resized_crop_boxes(n, h, w)))
         return warp(x, warp_theta(n, h, w, device=x.device, **affine, **crop))
 
@@ -165,9 +193,9 @@ class BatchAugment:
         wins; with none, the largest centred crop whose aspect is in range. Sizes stay real-valued
         because the affine warp needs no whole pixels.
         """
-        cfg = self.cfg
-        area = self._uniform(n, *cfg.resized_crop_scale, _TRIES) * (h * w)
-        log_lo, log_hi = (math.log(r) for r in cfg.resized_crop_ratio)
+        opts = self.opts
+        area = self._uniform(n, *opts.resized_crop_scale, _TRIES) * (h * w)
+        log_lo, log_hi = (math.log(r) for r in opts.resized_crop_ratio)
         aspect = self._uniform(n, log_lo, log_hi, _TRIES).exp()
         size = torch.stack([(area * aspect).sqrt(), (area / aspect).sqrt()], dim=-1)  # (N, tries, 2)
         fits = (size[..., 0] <= w) & (size[..., 1] <= h)
@@ -176,27 +204,27 @@ class BatchAugment:
         free = torch.tensor([w, h], dtype=torch.float32, device=size.device) - size
         centre = (self._rand(n, 2) - 0.5) * free
 
-        ratio = min(max(w / h, cfg.resized_crop_ratio[0]), cfg.resized_crop_ratio[1])
+        ratio = min(max(w / h, opts.resized_crop_ratio[0]), opts.resized_crop_ratio[1])
         fallback = torch.tensor([min(w, h * ratio), min(h, w / ratio)], dtype=torch.float32, device=size.device)
         found = fits.any(dim=1, keepdim=True)
         return torch.where(found, size, fallback), torch.where(found, centre, 0.0)
 
     def _jitter(self, x: Tensor) -> Tensor:
         """Colour jitter of [0, 1] images in place; saturation and hue only for 3 channels."""
-        cfg = self.cfg
+        opts = self.opts
         n, c = x.shape[:2]
-        if cfg.brightness > 0:
-            x.mul_(self._factor(n, cfg.brightness)).clamp_(0, 1)
-        if cfg.contrast > 0:
-            f = self._factor(n, cfg.contrast)
+        if opts.brightness > 0:
+            x.mul_(self._factor(n, opts.brightness)).clamp_(0, 1)
+        if opts.contrast > 0:
+            f = self._factor(n, opts.contrast)
             mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
             x.mul_(f).add_((1 - f) * mean).clamp_(0, 1)
-        if c == 3 and cfg.saturation > 0:
-            f = self._factor(n, cfg.saturation)
+        if c == 3 and opts.saturation > 0:
+            f = self._factor(n, opts.saturation)
             grey = _grey(x)
             x.mul_(f).add_((1 - f) * grey).clamp_(0, 1)
-        if c == 3 and cfg.hue > 0:
-            x = shift_hue(x, self._uniform(n, -cfg.hue, cfg.hue))
+        if c == 3 and opts.hue > 0:
+            x = shift_hue(x, self._uniform(n, -opts.hue, opts.hue))
         return x
 
     def _erase(self, x: Tensor) -> Tensor:
@@ -208,15 +236,15 @@ class BatchAugment:
         fits = (box_h < h) & (box_w < w)
         first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)
         box_h, box_w = box_h.gather(1, first).squeeze(1), box_w.gather(1, first).squeeze(1)
-        chosen = (self._rand(n) < self.cfg.erasing) & fits.any(dim=1)
+        chosen = (self._rand(n) < self.opts.erasing) & fits.any(dim=1)
         top = (self._rand(n) * (h - box_h + 1)).floor()
         left = (self._rand(n) * (w - box_w + 1)).floor()
         return x.mul_(1 - box_mask(top, top + box_h, left, left + box_w, h, w, where=chosen))
 
     def _mix(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        cfg = self.cfg
-        use_cutmix = cfg.cutmix > 0 and (cfg.mixup == 0 or self._host.random() < 0.5)
-        alpha = cfg.cutmix if use_cutmix else cfg.mixup
+        opts = self.opts
+        use_cutmix = opts.cutmix > 0 and (opts.mixup == 0 or self._host.random() < 0.5)
+        alpha = opts.cutmix if use_cutmix else opts.mixup
         lam = float(self._host.beta(alpha, alpha))
         soft = soft_targets(targets, num_classes=self.num_classes)
         if use_cutmix:
@@ -307,39 +335,38 @@ def shift_hue(x: Tensor, shift: Tensor) -> Tensor:
 # ---------------------------------------------------------------------- helpers
 
 
-def _active_ops(cfg: AugmentConfig) -> dict[str, list[str]]:
+def _active_ops(opts: AugmentSettings) -> dict[str, list[str]]:
     """Active op groups mapped to their summary words; empty when the master switch is off."""
-    if not cfg.enabled:
+    if not opts.enabled:
         return {}
     groups = {
-        "crop": [f"crop pad {cfg.crop_padding}"] if cfg.crop_padding > 0 else [],
-        "hflip": [f"hflip {cfg.hflip:g}"] if cfg.hflip > 0 else [],
-        "vflip": [f"vflip {cfg.vflip:g}"] if cfg.vflip > 0 else [],
+        "crop": [f"crop pad {opts.crop_padding}"] if opts.crop_padding > 0 else [],
+        "hflip": [f"hflip {opts.hflip:g}"] if opts.hflip > 0 else [],
+        "vflip": [f"vflip {opts.vflip:g}"] if opts.vflip > 0 else [],
         "affine": [text for active, text in (
-            (cfg.resized_crop, f"resized crop {cfg.resized_crop_scale[0]:g}-{cfg.resized_crop_scale[1]:g}"),
-            (cfg.rotation > 0, f"rotate ±{cfg.rotation:g}°"),
-            (cfg.translate > 0, f"translate ±{cfg.translate:g}"),
-            (tuple(cfg.scale) != (1.0, 1.0), f"zoom {cfg.scale[0]:g}-{cfg.scale[1]:g}"),
+            (opts.resized_crop, f"resized crop {opts.resized_crop_scale[0]:g}-{opts.resized_crop_scale[1]:g}"),
+            (opts.rotation > 0, f"rotate ±{opts.rotation:g}°"),
+            (opts.translate > 0, f"translate ±{opts.translate:g}"),
+            (tuple(opts.scale) != (1.0, 1.0), f"zoom {opts.scale[0]:g}-{opts.scale[1]:g}"),
         ) if active],
-        "jitter": [f"{name} {getattr(cfg, name):g}" for name in ("brightness", "contrast", "saturation", "hue")
-                   if getattr(cfg, name) > 0 and cfg.color_jitter],
-        "erasing": [f"erasing {cfg.erasing:g}"] if cfg.erasing > 0 else [],
-        "mix": [" or ".join(f"{name} α={getattr(cfg, name):g}" for name in ("mixup", "cutmix")
-                            if getattr(cfg, name) > 0)] if cfg.mixup > 0 or cfg.cutmix > 0 else [],
+        "jitter": [f"{name} {getattr(opts, name):g}" for name in ("brightness", "contrast", "saturation", "hue")
+                   if getattr(opts, name) > 0 and opts.color_jitter],
+        "erasing": [f"erasing {opts.erasing:g}"] if opts.erasing > 0 else [],
+        "mix": [" or ".join(f"{name} α={getattr(opts, name):g}" for name in ("mixup", "cutmix")
+                            if getattr(opts, name) > 0)] if opts.mixup > 0 or opts.cutmix > 0 else [],
     }
     return {key: words for key, words in groups.items() if words}
 
 
-def _check_config(cfg: AugmentConfig) -> None:
-    """Range checks for the list fields, which the config loader checks only by type."""
-    pairs = {"resized_crop_scale": cfg.resized_crop_scale, "resized_crop_ratio": cfg.resized_crop_ratio,
-             "scale": cfg.scale}
+def _check_settings(opts: AugmentSettings) -> None:
+    """Range checks of the pairs (the config's validate_config says the same in its keys' words)."""
+    pairs = {"resized_crop_scale": opts.resized_crop_scale, "resized_crop_ratio": opts.resized_crop_ratio,
+             "scale": opts.scale}
     for name, pair in pairs.items():
         if len(pair) != 2 or not 0 < pair[0] <= pair[1]:
-            raise ValueError(f"augment.{name} must be [low, high] with 0 < low <= high, got {list(pair)}")
-    if cfg.resized_crop_scale[1] > 1:
-        raise ValueError(f"augment.resized_crop_scale is a share of the area, at most 1; "
-                         f"got {cfg.resized_crop_scale}")
+            raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got {list(pair)}")
+    if opts.resized_crop_scale[1] > 1:
+        raise ValueError(f"resized_crop_scale is a share of the area, at most 1; got {list(opts.resized_crop_scale)}")
 
 
 def _check_uint8(images: Tensor, *, channels: int) -> None:

@@ -122,6 +122,21 @@ def read_manifest(path: Path, *, task: str = "classification", image_column: str
         records = _thin_clips(records, frame_interval=frame_interval)
 
     folder = path.parent if image_root is None else image_root
+    ids, paths, kept, skipped = _existing(records, folder=folder, manifest=path)
+
+    targets, class_names = _targets([r[1] for r in kept], task=task)
+    return Catalog(
+        kind="manifest", name=str(path), ids=ids, targets=targets,
+        assigned=np.asarray([r[2] for r in kept], dtype=np.int8), class_names=class_names, paths=paths,
+        features=np.asarray([r[3] for r in kept], dtype=np.float32).reshape(len(kept), -1) if col_feats else None,
+        feature_names=list(feature_columns),
+        groups=np.asarray([r[4] for r in kept]) if group_column else None,
+        skipped=skipped,
+    )
+
+
+def _existing(records: list[tuple], *, folder: Path, manifest: Path) -> tuple[list, list, list, list[BadFile]]:
+    """The records whose image file exists (ids as written, full paths), and the skipped files."""
     ids, paths, kept, skipped = [], [], [], []
     for rec in records:
         given = Path(rec[0]).expanduser()
@@ -133,28 +148,21 @@ def read_manifest(path: Path, *, task: str = "classification", image_column: str
         paths.append(str(full))
         kept.append(rec)
     if not kept:
-        raise UserError(f"manifest {path}: none of the {len(records)} listed images exist; paths are relative "
+        raise UserError(f"manifest {manifest}: none of the {len(records)} listed images exist; paths are relative "
                         f"to {folder} (e.g. first: {records[0][0]}) — set data.image_root=FOLDER to the folder "
                         "that holds them")
+    return ids, paths, kept, skipped
 
+
+def _targets(labels: list, *, task: str) -> tuple[np.ndarray, list[str]]:
+    """Scores as float32, or class indices with the class names (numeric names in numeric order)."""
     if task == "regression":
-        class_names: list[str] = []
-        targets = np.asarray([r[1] for r in kept], dtype=np.float32)
-    else:
-        labels = [r[1] for r in kept]
-        unique = set(labels)
-        numeric = all(u.lstrip("-").isdigit() for u in unique)
-        class_names = sorted(unique, key=(lambda u: (int(u), u)) if numeric else None)
-        index = {name: i for i, name in enumerate(class_names)}
-        targets = np.asarray([index[label] for label in labels], dtype=np.int64)
-    return Catalog(
-        kind="manifest", name=str(path), ids=ids, targets=targets,
-        assigned=np.asarray([r[2] for r in kept], dtype=np.int8), class_names=class_names, paths=paths,
-        features=np.asarray([r[3] for r in kept], dtype=np.float32).reshape(len(kept), -1) if col_feats else None,
-        feature_names=list(feature_columns),
-        groups=np.asarray([r[4] for r in kept]) if group_column else None,
-        skipped=skipped,
-    )
+        return np.asarray(labels, dtype=np.float32), []
+    unique = set(labels)
+    numeric = all(u.lstrip("-").isdigit() for u in unique)
+    class_names = sorted(unique, key=(lambda u: (int(u), u)) if numeric else None)
+    index = {name: i for i, name in enumerate(class_names)}
+    return np.asarray([index[label] for label in labels], dtype=np.int64), class_names
 
 
 def _thin_clips(records: list[tuple], *, frame_interval: int) -> list[tuple]:

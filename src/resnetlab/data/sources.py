@@ -1,4 +1,4 @@
-"""The way in: `load_data(cfg)` turns a data config into a `DataBundle`.
+"""The way in: `load_data(source, ...)` turns a data source and its settings into a `DataBundle`.
 
 Steps: list the source (built-in, image folder or CSV manifest) into a `Catalog`; fill in the
 splits the source does not fix (seeded, stratified, by clip for frame manifests); take the
@@ -12,15 +12,14 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from resnetlab.atomic_write import write_json
-from resnetlab.config.schema import DataConfig
 from resnetlab.data import decode
 from resnetlab.data.builtin import BUILTINS, load_builtin
 from resnetlab.data.bundle import SPLIT_NAMES, TEST, TRAIN, VAL, BadFile, Catalog, DataBundle, Split
+from resnetlab.atomic_write import write_json
 from resnetlab.data.cache import cache_root, cached_images, files_identity, image_key, read_json
 from resnetlab.data.folder import scan_folder
 from resnetlab.data.manifest import read_manifest
@@ -40,12 +39,13 @@ def _did_you_mean(source: str) -> str:
     return did_you_mean(source.lower(), BUILTINS, prefix=" (", suffix=")")
 
 
-def _manifest_only(cfg: DataConfig, source: str) -> None:
+def _manifest_only(source: str, *, task: str, split_column: str | None, feature_columns: Sequence[str],
+                   group_column: str | None, order_column: str | None, image_root: str | None) -> None:
     """Manifest settings given with another source would be silently ignored: refuse instead."""
-    used = [k for k, v in (("split_column", cfg.split_column), ("feature_columns", cfg.feature_columns),
-                           ("group_column", cfg.group_column), ("order_column", cfg.order_column),
-                           ("image_root", cfg.image_root)) if v]
-    if cfg.task == "regression":
+    used = [k for k, v in (("split_column", split_column), ("feature_columns", feature_columns),
+                           ("group_column", group_column), ("order_column", order_column),
+                           ("image_root", image_root)) if v]
+    if task == "regression":
         raise UserError(f"data.task=regression needs a CSV manifest with a numeric data.label_column; "
                         f"data.source={source} holds classes")
     if used:
@@ -53,22 +53,25 @@ def _manifest_only(cfg: DataConfig, source: str) -> None:
                         f"so remove data.{used[0]}")
 
 
-def open_source(cfg: DataConfig, *, log: Callable[[str], None] = print) -> Catalog:
-    """The catalog of data.source: a built-in name, an image folder or a .csv manifest."""
-    source = cfg.source.strip()
-    if source in BUILTINS:
-        _manifest_only(cfg, source)
-        return load_builtin(source, data_dir=cfg.dir, download_ok=cfg.download, log=log)
+def open_source(source: str, *, dir: str | None = None, download: bool = True, task: str = "classification",
+                image_column: str = "image", label_column: str = "label", split_column: str | None = None,
+                feature_columns: Sequence[str] = (), group_column: str | None = None,
+                order_column: str | None = None, frame_interval: int = 1, image_root: str | None = None,
+                log: Callable[[str], None] = print) -> Catalog:
+    """The catalog of ``source``: a built-in name, an image folder or a .csv manifest (whose relative
+    image paths start at ``image_root``, by default the CSV's folder)."""
+    source = source.strip()
     path = Path(source).expanduser()
-    if path.is_dir():
-        _manifest_only(cfg, source)
-        return scan_folder(path)
+    if source in BUILTINS or path.is_dir():
+        _manifest_only(source, task=task, split_column=split_column, feature_columns=feature_columns,
+                       group_column=group_column, order_column=order_column, image_root=image_root)
+        return load_builtin(source, data_dir=dir, download_ok=download, log=log) if source in BUILTINS \
+            else scan_folder(path)
     if path.suffix.lower() == ".csv" and path.is_file():
-        return read_manifest(path, task=cfg.task, image_column=cfg.image_column, label_column=cfg.label_column,
-                             split_column=cfg.split_column, feature_columns=cfg.feature_columns,
-                             group_column=cfg.group_column, order_column=cfg.order_column,
-                             frame_interval=cfg.frame_interval,
-                             image_root=Path(cfg.image_root).expanduser() if cfg.image_root else None)
+        return read_manifest(path, task=task, image_column=image_column, label_column=label_column,
+                             split_column=split_column, feature_columns=list(feature_columns),
+                             group_column=group_column, order_column=order_column, frame_interval=frame_interval,
+                             image_root=Path(image_root).expanduser() if image_root else None)
     if path.exists():
         raise UserError(f"data.source: {source} is a file but not a .csv manifest; {_GIVE}")
     raise UserError(f"data.source: {source} not found{_did_you_mean(source)}; {_GIVE}")
@@ -117,69 +120,121 @@ def _skipped_line(skipped: list[BadFile]) -> str:
     return f"skipped {len(skipped)} files (see skipped_files.txt in the run folder): {first}{more}"
 
 
-def load_data(cfg: DataConfig, *, log: Callable[[str], None] = print) -> DataBundle:
-    """Load, split, decode (or read from the cache) and describe the data of `cfg`."""
-    catalog = open_source(cfg, log=log)
-    if cfg.on_bad_file == "error" and catalog.skipped:
-        raise decode.bad_file_error(catalog.skipped[0])
-    classify = cfg.task == "classification"
-    strata = catalog.targets if classify else np.zeros(len(catalog.ids), dtype=np.int64)
-    assigned = assign_splits(catalog.assigned, strata=strata, groups=catalog.groups, val_ratio=cfg.val_ratio,
-                             test_ratio=cfg.test_ratio, seed=cfg.split_seed)
-    parts = [np.flatnonzero(assigned == code) for code in (TRAIN, VAL, TEST)]
-    if cfg.subset is not None:
-        parts[0] = parts[0][subset_index(strata[parts[0]], cfg.subset, seed=cfg.split_seed)]
-    order = np.concatenate(parts)
-    cat = catalog.select(order)
-    split_of = np.repeat(np.arange(3, dtype=np.int8), [len(p) for p in parts])
+def load_data(source: str = "digits", *, dir: str | None = None, download: bool = True,
+              task: str = "classification", image_size: int = 32, channels: int | None = None,
+              val_ratio: float = 0.1, test_ratio: float = 0.1, split_seed: int = 0, subset: int | None = None,
+              image_column: str = "image", label_column: str = "label", split_column: str | None = None,
+              feature_columns: Sequence[str] = (), group_column: str | None = None, order_column: str | None = None,
+              frame_interval: int = 1, image_root: str | None = None, normalize_target: bool = True,
+              on_bad_file: str = "skip",
+              cache: str = "auto", cache_dir: str | None = None, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None, workers: int = 0,
+              log: Callable[[str], None] = print) -> DataBundle:
+    """Load, split, decode (or read from the cache) and describe the images of ``source``.
 
-    root = None if cfg.cache == "memory" else cache_root(cfg.cache_dir)
+    ``source`` is a built-in name, an image folder or a CSV manifest (whose columns the
+    ``*_column`` arguments name, and whose relative image paths start at ``image_root``). Splits the
+    source does not fix take ``val_ratio`` and
+    ``test_ratio`` (seeded by ``split_seed``); ``subset`` caps the training images. Images are
+    decoded at ``image_size`` with ``channels`` (default: the source's) through the ``cache``
+    (memory, disk or auto, under ``cache_dir``); ``on_bad_file`` skips or refuses unreadable
+    files. ``mean``/``std`` default to the training images' own.
+    """
+    catalog = open_source(source, dir=dir, download=download, task=task, image_column=image_column,
+                          label_column=label_column, split_column=split_column, feature_columns=feature_columns,
+                          group_column=group_column, order_column=order_column, frame_interval=frame_interval,
+                          image_root=image_root, log=log)
+    if on_bad_file == "error" and catalog.skipped:
+        raise decode.bad_file_error(catalog.skipped[0])
+    classify = task == "classification"
+    cat, split_of, has_test = _arrange(catalog, classify=classify, val_ratio=val_ratio, test_ratio=test_ratio,
+                                       seed=split_seed, subset=subset)
+    root = None if cache == "memory" else cache_root(cache_dir)
     if cat.paths is not None:
         identity = files_identity(cat.kind, cat.paths, cat.ids)
     else:  # a built-in: its files, plus which of its images are asked for (a subset is its own entry)
         identity = hashlib.sha256("\n".join([cat.identity, *sorted(cat.ids)]).encode()).hexdigest()
-    channels = _channels(cat, cfg.channels, identity, root)
-    size = cfg.image_size
+    channels = _channels(cat, channels, identity, root)
+    images, cat, split_of, skipped = _decoded(cat, split_of, identity=identity, root=root, image_size=image_size,
+                                              channels=channels, cache=cache, workers=workers,
+                                              stop_on_bad=on_bad_file == "error", skipped=catalog.skipped, log=log)
+    if not (split_of == TRAIN).any():
+        why = f" ({len(skipped)} files skipped, first {skipped[0].path}: {skipped[0].reason})" if skipped else ""
+        raise UserError(f"data.source {source} has no usable training images{why}; check the files")
+    splits, feature_stats, target_stats = _splits(images, cat, split_of, classify=classify, has_test=has_test,
+                                                  normalize_target=normalize_target)
+    data_hash = _hash(identity, cat, split_of, image_size=image_size, channels=channels, task=task)
+    stats_file = None if root is None else root / "stats" / f"{data_hash[:32]}.json"
+    mean, std = resolve_mean_std(splits[0].images, channels=channels, mean=mean, std=std,
+                                 cache_file=stats_file, log=log)
+    bundle = DataBundle(
+        train=splits[0], val=splits[1], test=splits[2], class_names=list(cat.class_names) if classify else [],
+        channels=channels, image_size=image_size, mean=mean, std=std, skipped=skipped, data_hash=data_hash,
+        source=source if cat.kind == "builtin" else cat.name, task=task, target_stats=target_stats,
+        feature_stats=feature_stats,
+    )
+    _log_summary(bundle, log)
+    return bundle
+
+
+def _arrange(catalog: Catalog, *, classify: bool, val_ratio: float, test_ratio: float, seed: int,
+             subset: int | None) -> tuple[Catalog, np.ndarray, bool]:
+    """The catalog in train/val/test order, each image's split code, and whether there is a test split."""
+    strata = catalog.targets if classify else np.zeros(len(catalog.ids), dtype=np.int64)
+    assigned = assign_splits(catalog.assigned, strata=strata, groups=catalog.groups, val_ratio=val_ratio,
+                             test_ratio=test_ratio, seed=seed)
+    parts = [np.flatnonzero(assigned == code) for code in (TRAIN, VAL, TEST)]
+    if subset is not None:
+        parts[0] = parts[0][subset_index(strata[parts[0]], subset, seed=seed)]
+    cat = catalog.select(np.concatenate(parts))
+    split_of = np.repeat(np.arange(3, dtype=np.int8), [len(p) for p in parts])
+    return cat, split_of, len(parts[2]) > 0
+
+
+def _decoded(cat: Catalog, split_of: np.ndarray, *, identity: str, root: Path | None, image_size: int,
+             channels: int, cache: str, workers: int, stop_on_bad: bool, skipped: list[BadFile],
+             log: Callable[[str], None]) -> tuple[np.ndarray, Catalog, np.ndarray, list[BadFile]]:
+    """The images decoded (or read from the cache), without the files that could not be read."""
+    size = image_size
 
     def produce(out: np.ndarray) -> dict[int, BadFile]:
-        workers = decode.default_workers(cfg.workers)
+        threads = decode.default_workers(workers)
         if cat.paths is not None:
-            log(f"decoding {len(cat.ids):,} images at {size}x{size}, {channels} channel(s), {workers} thread(s)")
-            return decode.decode_many(cat.paths, out, image_size=size, channels=channels, workers=workers,
-                                      stop_on_bad=cfg.on_bad_file == "error", log=log)
+            log(f"decoding {len(cat.ids):,} images at {size}x{size}, {channels} channel(s), {threads} thread(s)")
+            return decode.decode_many(cat.paths, out, image_size=size, channels=channels, workers=threads,
+                                      stop_on_bad=stop_on_bad, log=log)
         decode.convert_many(cat.read_pixels(), cat.rows, out, image_size=size, channels=channels,
-                            workers=workers, log=log)
+                            workers=threads, log=log)
         return {}
 
     result = cached_images(key=image_key(identity, image_size=size, channels=channels), ids=cat.ids,
-                           shape=(channels, size, size), produce=produce, mode=cfg.cache, root=root, log=log)
+                           shape=(channels, size, size), produce=produce, mode=cache, root=root, log=log)
     if result.hit:
         log(f"read {len(result.images):,} decoded images from the cache in {root}")
     bad_positions = sorted(result.bad)
-    if cfg.on_bad_file == "error" and bad_positions:
+    if stop_on_bad and bad_positions:
         raise decode.bad_file_error(result.bad[bad_positions[0]])
-    skipped = catalog.skipped + [result.bad[i] for i in bad_positions]
+    skipped = skipped + [result.bad[i] for i in bad_positions]
     if bad_positions:
         keep = np.ones(len(cat.ids), dtype=bool)
         keep[bad_positions] = False
         cat = cat.select(np.flatnonzero(keep))
         split_of = split_of[keep]
-    images = result.images
-    if not (split_of == TRAIN).any():
-        why = f" ({len(skipped)} files skipped, first {skipped[0].path}: {skipped[0].reason})" if skipped else ""
-        raise UserError(f"data.source {cfg.source} has no usable training images{why}; check the files")
+    return result.images, cat, split_of, skipped
 
-    # Side features and regression targets are scaled with training statistics only.
+
+def _splits(images: np.ndarray, cat: Catalog, split_of: np.ndarray, *, classify: bool, has_test: bool,
+            normalize_target: bool) -> tuple[list[Split | None], Any, tuple[float, float] | None]:
+    """Train/val/test views of the images; side features and regression targets scaled with training statistics."""
     train_rows = np.flatnonzero(split_of == TRAIN)
     features, feature_stats = None, None
     if cat.features is not None:
         features, f_mean, f_std = _standardize(cat.features, train_rows)
         feature_stats = (f_mean, f_std)
     target_stats = None
-    if not classify and cfg.normalize_target:
+    if not classify and normalize_target:
         t = cat.targets[train_rows].astype(np.float64)
         target_stats = (float(t.mean()), float(t.std()) or 1.0)
-
     bounds = np.concatenate([[0], np.cumsum(np.bincount(split_of, minlength=3))])
     splits: list[Split | None] = []
     for code in (TRAIN, VAL, TEST):
@@ -189,21 +244,9 @@ def load_data(cfg: DataConfig, *, log: Callable[[str], None] = print) -> DataBun
             features=None if features is None else features[a:b],
             groups=None if cat.groups is None else cat.groups[a:b],
         ))
-    if len(parts[2]) == 0:
+    if not has_test:
         splits[2] = None  # the source has no test split and none was asked for (test_ratio)
-
-    data_hash = _hash(identity, cat, split_of, image_size=size, channels=channels, task=cfg.task)
-    stats_file = None if root is None else root / "stats" / f"{data_hash[:32]}.json"
-    mean, std = resolve_mean_std(splits[0].images, channels=channels, mean=cfg.mean, std=cfg.std,
-                                 cache_file=stats_file, log=log)
-    bundle = DataBundle(
-        train=splits[0], val=splits[1], test=splits[2], class_names=list(cat.class_names) if classify else [],
-        channels=channels, image_size=size, mean=mean, std=std, skipped=skipped, data_hash=data_hash,
-        source=cfg.source if cat.kind == "builtin" else cat.name, task=cfg.task, target_stats=target_stats,
-        feature_stats=feature_stats,
-    )
-    _log_summary(bundle, log)
-    return bundle
+    return splits, feature_stats, target_stats
 
 
 def _mixed_label_clips(bundle: DataBundle) -> list[tuple[str, list[str]]]:

@@ -85,31 +85,8 @@ def classification_metrics(
     """
     scores = np.asarray(logits_or_probs)
     y_true = np.asarray(targets)
-    if scores.ndim != 2:
-        raise ValueError(f"logits_or_probs must be (N, K), got shape {scores.shape}")
-    if y_true.shape != (scores.shape[0],):
-        raise ValueError(
-            f"targets must be (N,) = ({scores.shape[0]},), got shape {y_true.shape}"
-        )
-    if scores.shape[0] == 0:
-        raise ValueError("cannot compute metrics on an empty split (N = 0)")
+    _check_inputs(scores, y_true, class_names)
     num_classes = scores.shape[1]
-    if len(class_names) != num_classes:
-        raise UserError(
-            f"the model outputs {num_classes} classes but the data has "
-            f"{len(class_names)} class names; use a checkpoint trained on these classes"
-        )
-    if not np.issubdtype(y_true.dtype, np.integer):
-        raise ValueError(f"targets must be integer class indices, got dtype {y_true.dtype}")
-    outside = y_true[(y_true < 0) | (y_true >= num_classes)]
-    if outside.size:
-        raise UserError(
-            f"target label {int(outside[0])} is outside 0..{num_classes - 1}; "
-            "check the dataset labels against class_names"
-        )
-    if not np.isfinite(scores).all():
-        # argmax would silently pick the first NaN; the caller should see the divergence.
-        raise ValueError("logits_or_probs contain NaN or inf (did training diverge?)")
 
     labels = list(range(num_classes))
     y_pred = scores.argmax(axis=1)
@@ -158,6 +135,36 @@ def classification_metrics(
         class_names=list(class_names),
         top5_note=top5_note,
     )
+
+
+
+def _check_inputs(scores: np.ndarray, y_true: np.ndarray, class_names: list[str]) -> None:
+    """(N, K) finite scores, (N,) integer targets in [0, K), K class names."""
+    if scores.ndim != 2:
+        raise ValueError(f"logits_or_probs must be (N, K), got shape {scores.shape}")
+    if y_true.shape != (scores.shape[0],):
+        raise ValueError(
+            f"targets must be (N,) = ({scores.shape[0]},), got shape {y_true.shape}"
+        )
+    if scores.shape[0] == 0:
+        raise ValueError("cannot compute metrics on an empty split (N = 0)")
+    num_classes = scores.shape[1]
+    if len(class_names) != num_classes:
+        raise UserError(
+            f"the model outputs {num_classes} classes but the data has "
+            f"{len(class_names)} class names; use a checkpoint trained on these classes"
+        )
+    if not np.issubdtype(y_true.dtype, np.integer):
+        raise ValueError(f"targets must be integer class indices, got dtype {y_true.dtype}")
+    outside = y_true[(y_true < 0) | (y_true >= num_classes)]
+    if outside.size:
+        raise UserError(
+            f"target label {int(outside[0])} is outside 0..{num_classes - 1}; "
+            "check the dataset labels against class_names"
+        )
+    if not np.isfinite(scores).all():
+        # argmax would silently pick the first NaN; the caller should see the divergence.
+        raise ValueError("logits_or_probs contain NaN or inf (did training diverge?)")
 
 
 def confused_pairs(

@@ -20,8 +20,6 @@ from typing import Any
 
 from torch import nn
 
-from resnetlab.errors import UserError
-
 
 class _FrozenStats:
     """Mixin for a normalisation layer that stays in eval mode."""
@@ -101,14 +99,14 @@ def _frozen_modules(model: nn.Module, spec: str) -> list[nn.Module]:
         return list(_backbone_modules(model))
     if spec.startswith("stages:"):
         if not (hasattr(model, "get_stem") and hasattr(model, "get_stages")):
-            raise UserError(f"freeze '{spec}' needs a model with stages, {type(model).__name__} has none; "
+            raise ValueError(f"freeze '{spec}' needs a model with stages, {type(model).__name__} has none; "
                             "use 'backbone' or 'none'")
         stages = model.get_stages()
         count = spec[len("stages:"):]
         if not count.isdigit() or int(count) > len(stages):
-            raise UserError(f"freeze '{spec}' is not valid; use stages:N with N from 0 to {len(stages)}")
+            raise ValueError(f"freeze '{spec}' is not valid; use stages:N with N from 0 to {len(stages)}")
         return [*model.get_stem(), *stages[: int(count)]]
-    raise UserError(f"freeze '{spec}' is not known; use 'none', 'backbone' or 'stages:N'")
+    raise ValueError(f"freeze '{spec}' is not known; use 'none', 'backbone' or 'stages:N'")
 
 
 def _backbone_modules(model: nn.Module) -> Iterator[nn.Module]:
@@ -118,7 +116,7 @@ def _backbone_modules(model: nn.Module) -> Iterator[nn.Module]:
         yield backbone
         return
     if not hasattr(model, "get_classifier"):
-        raise UserError(f"{type(model).__name__} has no get_classifier(), so its head is unknown; "
+        raise ValueError(f"{type(model).__name__} has no get_classifier(), so its head is unknown; "
                         "freeze 'none' or build the model with create_model")
     head = model.get_classifier()
     head_ids = {id(m) for m in head.modules()}

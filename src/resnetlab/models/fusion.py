@@ -17,7 +17,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from resnetlab.errors import UserError
 from resnetlab.models.wrapped import WrappedBackbone, check_num_classes
 
 FUSIONS = ("concat", "bilinear", "add")
@@ -34,15 +33,15 @@ class FusionModel(WrappedBackbone):
                  fusion: str = "concat", drop_rate: float = 0.0) -> None:
         super().__init__()
         if fusion not in FUSIONS:
-            raise UserError(f"model.fusion={fusion} is not known; use one of {', '.join(FUSIONS)}")
+            raise ValueError(f"model.fusion={fusion} is not known; use one of {', '.join(FUSIONS)}")
         if feature_dim < 1:
-            raise UserError(f"model.fusion={fusion} needs side features; set data.feature_columns to the CSV "
+            raise ValueError(f"model.fusion={fusion} needs side features; set data.feature_columns to the CSV "
                             "columns that hold them")
         if fusion == "add" and visual_dim != feature_dim:
-            raise UserError(f"model.fusion=add needs equal sizes but model.visual_dim={visual_dim} and there are "
+            raise ValueError(f"model.fusion=add needs equal sizes but model.visual_dim={visual_dim} and there are "
                             f"{feature_dim} feature columns; set model.visual_dim={feature_dim} or use concat")
         if not 0.0 <= drop_rate < 1.0:
-            raise UserError(f"drop_rate {drop_rate} is outside [0, 1); use e.g. 0.0 or 0.2")
+            raise ValueError(f"drop_rate {drop_rate} is outside [0, 1); use e.g. 0.0 or 0.2")
         check_num_classes(num_classes)
         backbone.reset_classifier(0)
         self.backbone = backbone

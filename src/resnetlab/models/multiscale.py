@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from resnetlab.errors import UserError
 from resnetlab.models.attention import SqueezeExcite
 from resnetlab.models.wrapped import WrappedBackbone, check_num_classes
 
@@ -41,9 +40,9 @@ class MultiScaleResNet(WrappedBackbone):
         check_num_classes(num_classes)
         if project_dim is not None and (isinstance(project_dim, bool) or not isinstance(project_dim, int)
                                         or project_dim < 1):
-            raise UserError(f"project_dim {project_dim!r} is not valid; use a positive size such as 512, or None")
+            raise ValueError(f"project_dim {project_dim!r} is not valid; use a positive size such as 512, or None")
         if not 0.0 <= drop_rate < 1.0:
-            raise UserError(f"drop_rate {drop_rate} is outside [0, 1); use e.g. 0.0 or 0.2")
+            raise ValueError(f"drop_rate {drop_rate} is outside [0, 1); use e.g. 0.0 or 0.2")
 
         backbone.reset_classifier(0)
         self.backbone = backbone

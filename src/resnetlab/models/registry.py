@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from resnetlab.errors import UserError, did_you_mean
+from resnetlab.errors import did_you_mean
 
 ModelFn = Callable[..., nn.Module]
 
@@ -43,7 +43,7 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     """Build the registered model ``name`` with its keyword options (num_classes=..., ...)."""
     fn = _MODELS.get(name)
     if fn is None:
-        raise UserError(f"unknown model '{name}'{did_you_mean(name, _MODELS)} (resnetlab summary --list shows all)")
+        raise ValueError(f"unknown model '{name}'{did_you_mean(name, _MODELS)} (resnetlab summary --list shows all)")
     return fn(**kwargs)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from resnetlab.errors import UserError, did_you_mean
+from resnetlab.errors import did_you_mean
 from resnetlab.models.attention import SqueezeExcite
 from resnetlab.models.registry import register_model
 
@@ -138,9 +138,9 @@ class ResNet(nn.Module):
         _check_value("num_classes", num_classes, int, 0, "use 0 for no classifier or a positive class count")
         _check_value("in_channels", in_channels, int, 1, "use 1 (grayscale), 3 (RGB) or another positive count")
         if stem not in STEMS:
-            raise UserError(f"stem '{stem}' is not known; use one of {', '.join(STEMS)}")
+            raise ValueError(f"stem '{stem}' is not known; use one of {', '.join(STEMS)}")
         if isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float)) or not 0.0 <= drop_rate < 1.0:
-            raise UserError(f"drop_rate {drop_rate!r} is outside [0, 1); use e.g. 0.0 or 0.2")
+            raise ValueError(f"drop_rate {drop_rate!r} is outside [0, 1); use e.g. 0.0 or 0.2")
         if len(widths) != len(layers):
             raise ValueError(f"widths {tuple(widths)} and layers {tuple(layers)} differ in length")
 
@@ -248,7 +248,7 @@ class ResNet(nn.Module):
 
 def _check_value(name: str, value: Any, kind: type, minimum: int, advice: str) -> None:
     if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
-        raise UserError(f"{name} {value!r} is not valid; {advice}")
+        raise ValueError(f"{name} {value!r} is not valid; {advice}")
 
 
 def _resnet(block: Block, layers: Sequence[int], cls: type[ResNet] = ResNet, /, **kwargs: Any) -> ResNet:
@@ -257,7 +257,7 @@ def _resnet(block: Block, layers: Sequence[int], cls: type[ResNet] = ResNet, /, 
     for name in kwargs:
         if name not in known:
             hint = did_you_mean(name, known, prefix="") or f"options are {', '.join(known)}"
-            raise UserError(f"model option '{name}' is not known; {hint}")
+            raise TypeError(f"model option '{name}' is not known; {hint}")
     return cls(block, layers, **kwargs)
 
 

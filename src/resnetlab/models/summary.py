@@ -20,7 +20,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from resnetlab.errors import UserError
 from resnetlab.models.memory import MemoryEstimate
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -85,9 +84,9 @@ def summarize(model: nn.Module, *, input_size: tuple[int, int, int], batch_size:
     """
     if (not isinstance(input_size, (tuple, list)) or len(input_size) != 3
             or not all(isinstance(v, int) and v > 0 for v in input_size)):
-        raise UserError(f"input_size {input_size!r} is not valid; use (channels, height, width), e.g. (3, 224, 224)")
+        raise ValueError(f"input_size {input_size!r} is not valid; use (channels, height, width), e.g. (3, 224, 224)")
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"batch_size {batch_size!r} is not valid; use a positive integer")
+        raise ValueError(f"batch_size {batch_size!r} is not valid; use a positive integer")
     input_size = tuple(input_size)
 
     shapes: dict[str, tuple[int, ...]] = {}

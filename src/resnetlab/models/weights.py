@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from resnetlab.errors import UserError, first_line
+from resnetlab.errors import first_line
 from resnetlab.models.attention import SqueezeExcite
 from resnetlab.models.registry import create_model, is_model
 from resnetlab.safe_load import load_tensors
@@ -106,7 +106,7 @@ class LoadedWeights:
         return "; ".join(parts)
 
 
-class WeightsMismatch(UserError):
+class WeightsMismatch(ValueError):
     """Weights that do not fit the model.
 
     When the first convolution is all that differs, ``first_conv`` says how (file vs model)
@@ -125,7 +125,7 @@ def get_pretrained(arch: str, source: str = "imagenet") -> PretrainedWeights:
     weights = PRETRAINED.get((arch, source))
     if weights is None:
         available = sorted({f"{a} ({s})" for a, s in PRETRAINED})
-        raise UserError(f"no pretrained weights for model '{arch}' from source '{source}'; "
+        raise ValueError(f"no pretrained weights for model '{arch}' from source '{source}'; "
                         f"available: {', '.join(available)}")
     return weights
 
@@ -149,10 +149,10 @@ def load_pretrained(model: nn.Module, *, arch: str, source: str = "imagenet", ur
             url, model_dir=None if cache_dir is None else str(cache_dir), map_location="cpu",
             progress=progress, check_hash=True, weights_only=True)
     except OSError as err:  # URLError is an OSError
-        raise UserError(f"could not download weights for '{arch}' from {url} ({first_line(err)}); "
+        raise ValueError(f"could not download weights for '{arch}' from {url} ({first_line(err)}); "
                         "check the connection, or download it elsewhere and pass model.weights=PATH") from err
     except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
-        raise UserError(f"weights for '{arch}' from {url} are unusable ({first_line(err)}); "
+        raise ValueError(f"weights for '{arch}' from {url} are unusable ({first_line(err)}); "
                         "if a cached copy is corrupt, delete it from torch.hub's checkpoints folder") from err
     return _load(model, _as_state_dict(state, where=url), where=url, arch=arch)
 
@@ -162,7 +162,7 @@ def load_weights_file(model: nn.Module, path: str | os.PathLike[str]) -> LoadedW
     wrapper with key "state_dict" (Lightning and many training scripts)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"weights file '{path}' does not exist; check the path")
+        raise ValueError(f"weights file '{path}' does not exist; check the path")
     obj = load_tensors(path, what=f"weights file '{path}'",
                        advice="pass a state dict saved with torch.save or a run's best.pt")
     return _load(model, _as_state_dict(obj, where=str(path)), where=str(path), arch=None)
@@ -175,7 +175,7 @@ def _as_state_dict(obj: object, *, where: str) -> dict[str, Tensor]:
         obj = obj[wrapped_in] if wrapped_in else obj
     if not isinstance(obj, Mapping) or not obj or not all(
             isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
-        raise UserError(f"'{where}' holds no state dict (names to tensors) nor a checkpoint with key 'model' or "
+        raise ValueError(f"'{where}' holds no state dict (names to tensors) nor a checkpoint with key 'model' or "
                         "'state_dict'; save one with torch.save(model.state_dict(), path)")
     state = dict(obj)
     # a LightningModule keeps the network as an attribute, usually self.model, which prefixes every key

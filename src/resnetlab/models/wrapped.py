@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from resnetlab.errors import UserError
-
 
 class WrappedBackbone(nn.Module):
     """Stem and stages are the backbone's; the classifier ``fc`` is the wrapper's own.
@@ -39,4 +37,4 @@ class WrappedBackbone(nn.Module):
 
 def check_num_classes(num_classes: object) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-        raise UserError(f"num_classes {num_classes!r} is not valid; use 0 for no classifier or a positive count")
+        raise ValueError(f"num_classes {num_classes!r} is not valid; use 0 for no classifier or a positive count")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from resnetlab.config.schema import OptimConfig
-
 
 def parameter_groups(model: nn.Module, *, weight_decay: float, decay_norm_and_bias: bool,
                      backbone_lr_scale: float, head: list[nn.Parameter] | None) -> list[dict]:
@@ -30,19 +28,26 @@ def parameter_groups(model: nn.Module, *, weight_decay: float, decay_norm_and_bi
     return out
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, *,
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def build_optimizer(model: nn.Module, *, name: str = "sgd", lr: float, momentum: float = 0.9,
+                    nesterov: bool = False, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
+                    decay_norm_and_bias: bool = False, backbone_lr_scale: float = 1.0,
                     head: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, weight_decay=cfg.weight_decay, decay_norm_and_bias=cfg.decay_norm_and_bias,
-                              backbone_lr_scale=cfg.backbone_lr_scale, head=head)
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    groups = parameter_groups(model, weight_decay=weight_decay, decay_norm_and_bias=decay_norm_and_bias,
+                              backbone_lr_scale=backbone_lr_scale, head=head)
     for group in groups:
-        group["lr"] = cfg.lr * group["lr_scale"]
-    if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
-    betas = tuple(cfg.betas)
-    if cfg.name == "adam":
-        # Adam's weight_decay is L2 added to the gradient (what an "adam" optimizer comparison means).
-        return torch.optim.Adam(groups, lr=cfg.lr, betas=betas)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas)
+        group["lr"] = lr * group["lr_scale"]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+    betas = (float(betas[0]), float(betas[1]))
+    if name == "adam":
+        # Adam's weight_decay is L2 added to the gradient (unlike AdamW's decoupled decay).
+        return torch.optim.Adam(groups, lr=lr, betas=betas)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
