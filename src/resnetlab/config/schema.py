@@ -7,9 +7,10 @@ receives these dataclasses (or plain values taken from them), never a dict.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from resnetlab.errors import did_you_mean
 
 
 def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
@@ -33,8 +34,7 @@ class _Strict:
     def __setattr__(self, name: str, value: Any) -> None:
         keys = self.__dataclass_fields__  # type: ignore[attr-defined]
         if name not in keys:
-            close = difflib.get_close_matches(name, list(keys), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; its keys: {', '.join(keys)}"
+            hint = did_you_mean(name, keys) or f"; its keys: {', '.join(keys)}"
             raise AttributeError(f"{type(self).__name__} has no config key '{name}'{hint}")
         object.__setattr__(self, name, value)
 
@@ -177,12 +177,12 @@ class TrainConfig(_Strict):
     class_weights: str = opt("none", "cross-entropy class weights: none or balanced (from training counts)",
                              choices=("none", "balanced"))
     balanced_sampler: bool = opt(False, "sample classes uniformly instead of by frequency")
-    mpca_loss: float = opt(0.0, "weight of the soft mean-per-class-accuracy term (seed 001 loss)", min=0.0)
-    accuracy_loss: float = opt(0.0, "weight of the soft accuracy term (seed 001 loss)", min=0.0)
+    mpca_loss: float = opt(0.0, "weight of the soft mean-per-class-accuracy term added to the loss", min=0.0)
+    accuracy_loss: float = opt(0.0, "weight of the soft accuracy term added to the loss", min=0.0)
     grad_clip: float | None = opt(None, "clip the gradient norm to this value (0: off; default: 1.0 for "
                                         "regression, off for classification)", min=0.0)
     monitor: str = opt("val/accuracy", "metric that picks the best checkpoint and drives early stopping")
-    monitor_mode: str = opt("auto", "max, min, or auto (min for losses and errors)", choices=("auto", "max", "min"))
+    monitor_mode: str = opt("auto", "max, min, or auto (min for losses, errors, rmse)", choices=("auto", "max", "min"))
     early_stopping: int = opt(0, "stop after this many epochs without improvement (0: off)", min=0)
     stages: list[StageConfig] = opt(list, "consecutive stages, e.g. head-only then full fine-tuning", factory=True)
     device: str = opt("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
