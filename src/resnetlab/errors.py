@@ -1,8 +1,14 @@
-"""The one exception type that means "the user gave us something we cannot use".
+"""The one exception type that means "the user gave us something we cannot use", and the two
+helpers every one-line error message shares: :func:`did_you_mean` and :func:`first_line`.
 
 The command line prints its message as a single line and exits with code 2; anything
 else is a bug and keeps its traceback.
 """
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Iterable
 
 
 class UserError(ValueError):
@@ -11,6 +17,27 @@ class UserError(ValueError):
     A ValueError, so library code that raises it is caught like any other bad argument by
     callers that do not know the command line.
     """
+
+
+def did_you_mean(word: str, options: Iterable[str], *, cutoff: float = 0.6, shown: Callable[[str], str] = str,
+                 prefix: str = "; ", suffix: str = "") -> str:
+    """``"; did you mean 'optim.lr'?"`` for the option closest to ``word``, or ``""`` when none is close.
+
+    ``shown`` turns the matched option into what the message names (a full key for a short one);
+    ``prefix``/``suffix`` fit the phrase into its sentence (``" ("`` and ``")"`` for a parenthesis).
+    """
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
+    return f"{prefix}did you mean '{shown(match[0])}'?{suffix}" if match else ""
+
+
+def first_line(exc: BaseException, *, with_type: bool = False) -> str:
+    """The first line of an exception's message, for one-line errors: its class name if it has none;
+    ``with_type`` gives ``"Type: message"``, for errors that are bugs rather than bad input."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    if with_type and line:
+        return f"{type(exc).__name__}: {line}"
+    return line or type(exc).__name__
 
 
 def shorten(value: object, limit: int = 100) -> str:
@@ -25,12 +52,6 @@ def shorten(value: object, limit: int = 100) -> str:
     short.maxstring = short.maxother = short.maxlong = limit
     shown = short.repr(value)
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its class name if it has none), for one-line errors."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def clip_words(message: str, limit: int = 160) -> str:

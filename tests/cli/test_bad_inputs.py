@@ -89,7 +89,7 @@ CASES = [
                                                                   "did you mean val/accuracy", "val/loss"]),
     # ---------------------------------------------------------------- data sources
     Case("source-missing-folder", train("data.source={T}/nope"), ["{T}/nope not found", "image folder"]),
-    Case("builtin-suggests", train("data.source=cifar-10"), ["cifar-10", "did you mean cifar10"]),
+    Case("builtin-suggests", train("data.source=cifar-10"), ["cifar-10", "did you mean 'cifar10'"]),
     Case("builtin-missing-offline", train("data.source=cifar10", "data.dir={T}/nodata", "data.download=false"),
          ["cifar10 not found", "{T}/nodata", "data.download=true"]),
     Case("source-not-csv", train("data.source={T}/notes.txt"), ["{T}/notes.txt", "not a .csv manifest"]),

@@ -139,3 +139,13 @@ def test_train_validates_a_config_object_before_loading_data(tmp_path, monkeypat
 def test_progress_help_says_what_false_hides_and_that_train_log_keeps_it():
     help = {f.name: f.metadata["help"] for f in dataclasses.fields(OutputConfig)}["progress"]
     assert "banner" in help and "final line" in help and "train.log" in help
+
+
+def test_settings_are_laid_over_every_override_as_plain_values():
+    cfg = build_config(["train.epochs=3", "preset=test", "output.name=a"],
+                       settings={"train.epochs": 2, "output.name": "yes", "optim.betas": [0.8, 0.9]})
+    assert cfg.train.epochs == 2 and cfg.optim.betas == [0.8, 0.9]
+    assert cfg.output.name == "yes"  # as given: a token output.name=yes would read as true
+    assert cfg.data.subset == build_config(["preset=test"]).data.subset  # the preset still applies
+    with pytest.raises(UserError, match="unknown config key 'optim.lrr'"):
+        build_config(settings={"optim.lrr": 0.1})

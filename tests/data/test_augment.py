@@ -12,7 +12,8 @@ from torch.overrides import TorchFunctionMode
 
 from resnetlab.data.augment import BatchAugment, normalize, shift_hue, warp, warp_theta
 
-# The seed 003 CIFAR recipe, plus every op it leaves off, so one config exercises all code paths.
+# The CIFAR-10 ResNet-18 recipe (cifar-resnet18 preset), plus every op it leaves off, so one config
+# exercises all code paths.
 EVERYTHING = dict(hflip=0.5, vflip=0.2, crop_padding=4, resized_crop=True, rotation=15, translate=0.1,
                   scale=[0.9, 1.1], brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1, erasing=0.3,
                   mixup=0.2, cutmix=1.0)

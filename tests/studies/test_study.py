@@ -260,3 +260,13 @@ def test_regression_study_reports_srcc_and_plcc(tmp_path):
             f"| {run['test/plcc']:.4f} |") in report
     delta = run["val/srcc"] - results["runs"][0]["val/srcc"]
     assert f"| 0.03 | {run['val/srcc']:.4f} | {delta:+.4f} |" in report
+
+
+def test_parallel_jobs_get_disjoint_thread_budgets_from_the_free_cores(monkeypatch):
+    from resnetlab.studies.runner import job_threads
+    from resnetlab.training import threads
+
+    for free, jobs, each in ((4, 2, 2), (4, 3, 1), (8, 3, 2), (1, 2, 1)):
+        monkeypatch.setattr(threads, "free_cores", lambda free=free: free)
+        assert job_threads(jobs) == each
+        assert jobs * each <= max(free, jobs)  # never more threads than free cores (at least one each)

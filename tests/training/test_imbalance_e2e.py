@@ -68,5 +68,5 @@ def test_balanced_sampler_raises_mpca_over_plain_cross_entropy(imbalanced, plain
 def test_seed_001_loss_trains_and_reports_mpca(imbalanced):
     # The soft MPCA and accuracy terms: in 5 epochs they do not beat plain cross-entropy here
     # (0.57/0.62 against 0.61/0.66); at 10 epochs 0.86 against 0.82. Checked here: it trains.
-    result = _train(imbalanced, "seed001", "train.mpca_loss=1.0", "train.accuracy_loss=0.5", "train.epochs=2")
+    result = _train(imbalanced, "soft_terms", "train.mpca_loss=1.0", "train.accuracy_loss=0.5", "train.epochs=2")
     assert 0.1 < result.val["mpca"] <= 1.0 and np.isfinite(result.history[-1]["train/loss"])

@@ -1,4 +1,4 @@
-"""Losses: the seed-001 soft accuracy terms, class weights, the regression losses."""
+"""Losses: the soft accuracy and MPCA terms, class weights, the regression losses."""
 
 import numpy as np
 import pytest

@@ -164,7 +164,7 @@ def eval_batch_size(cfg: Config, batch_size: int) -> int:
 
 
 def monitor_key(cfg: Config) -> str:
-    # The schema's default monitor is a classification metric; regression ranks by SRCC (seed 004).
+    # The schema's default monitor is a classification metric; regression ranks by SRCC (as IQA work does).
     if cfg.data.task == "regression" and cfg.train.monitor == "val/accuracy":
         return "val/srcc"
     return cfg.train.monitor

@@ -25,6 +25,7 @@ from resnetlab.api.assemble import (
 from resnetlab.api.evaluator import Evaluator, SplitResult
 from resnetlab.api.outputs import write_plots
 from resnetlab.api.trained import Trained, load_trained
+from resnetlab.atomic_write import write_text
 from resnetlab.config import Config, build_config, parse_overrides, to_dict
 from resnetlab.config.schema import ModelConfig
 from resnetlab.data.augment import normalize
@@ -216,7 +217,7 @@ def _write_eval_report(folder: Path, result: dict, *, run_name: str, count: int)
         lines += ["## Per-class results", "", per_class_table(result["per_class"]), "", PER_CLASS_NOTE, ""]
     lines += plots_section(folder / "plots")
     out = folder / "report.md"
-    out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    write_text(out, "\n".join(lines).rstrip() + "\n")
     return out
 
 

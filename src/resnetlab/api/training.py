@@ -40,6 +40,7 @@ from resnetlab.api.evaluator import Evaluator, NonFiniteOutputs
 from resnetlab.api.outputs import final_evaluation, final_line, write_run_outputs
 from resnetlab.baselines.hog_svm import MODEL_NAME as BASELINE_MODEL
 from resnetlab.config import Config, build_config, flatten, save_config, to_dict
+from resnetlab.config.lr_rule import lr_words, with_auto_lr
 from resnetlab.data.augment import BatchAugment, normalize
 from resnetlab.data.bundle import DataBundle, Split
 from resnetlab.data.sources import check_unseen_classes, load_data
@@ -92,6 +93,7 @@ from resnetlab.training.run_folder import (
 )
 from resnetlab.training.schedule import LrSchedule
 from resnetlab.training.signals import Interrupted, StopRequest
+from resnetlab.training.threads import start_threads
 
 
 @dataclass
@@ -122,7 +124,7 @@ def train(config: Config | Sequence[str] | None = None, *, overrides: Sequence[s
                         "e.g. resnetlab.train(overrides=['preset=quick'])")
     # Built again even from a Config object: one edited in Python (cfg.optim.lr = -5) gets the same
     # one-line check as an override, before any data is loaded.
-    cfg = build_config(overrides, base=to_dict(config) if config is not None else None)
+    cfg = with_auto_lr(build_config(overrides, base=to_dict(config) if config is not None else None))[0]
     if cfg.model.name == BASELINE_MODEL:
         return _fit_baseline(cfg)
     validate_config(cfg)
@@ -366,6 +368,10 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, env: RunEnv,
         state = _resume(checkpointer, resume_from, env.device)
         progress.line(f"resuming {run_dir} at epoch {state.epoch + 1}, batch {parts.loader.position} "
                       f"(step {state.step})")
+    # The thread count is chosen here, after loading, when only other processes keep the cores busy.
+    threads = start_threads(cfg.train.threads, device=env.device, log=progress.line, world_size=env.dist.world_size,
+                            deterministic=cfg.train.deterministic)
+    parts.control.after_step += [threads.step_done] if threads else []
     tb = _record_run(cfg, run_dir, data, env, core, parts) if env.dist.is_main else None
     try:
         _run(parts, state, env.dist, run_dir, cfg)
@@ -603,8 +609,8 @@ def _banner_rows(cfg: Config, bundle: DataBundle, device: torch.device, amp_dtyp
                  f"{bundle.channels}x{bundle.image_size}x{bundle.image_size}, "
                  f"{targets}, {len(bundle.skipped)} skipped"),
         ("model", f"{m.name} ({num_params:,} params), stem {m.stem}, {start}" + _variant_words(cfg)),
-        ("optim", f"{cfg.optim.name} lr {cfg.optim.lr:g} wd {cfg.optim.weight_decay:g}, schedule {cfg.schedule.name} "
-                  f"(warmup {cfg.schedule.warmup_epochs:g} ep)"),
+        ("optim", f"{cfg.optim.name} lr {cfg.optim.lr:g}{lr_words(cfg)}, wd {cfg.optim.weight_decay:g}, "
+                  f"schedule {cfg.schedule.name} (warmup {cfg.schedule.warmup_epochs:g} ep)"),
         ("train", f"{stages}, batch {cfg.train.batch_size}x{cfg.train.accumulate}, monitor {monitor_key(cfg)}, "
                   f"early stop {cfg.train.early_stopping or 'off'}"),
         ("augment", augment.summary()),

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from resnetlab.atomic_write import atomic_write
 from resnetlab.baselines.params import HogParams
 
 FEATURE_VERSION = 1  # bump when the extraction changes, so old cache entries are not reused
@@ -121,22 +121,14 @@ def cached_hog_features(images: np.ndarray, params: HogParams, *, data_hash: str
 
 
 def _save_atomic(path: Path, array: np.ndarray, log: Callable[[str], None]) -> None:
-    # Written under a temporary name and renamed, so a concurrent run never reads half a file.
+    # Atomic, so a concurrent run never reads half a file; a cache that cannot be written is no error.
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
+        atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
     except OSError as exc:
         log(f"could not write the feature cache {path} ({exc}); features are recomputed next time")
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
 
 
 def zero_share(features: np.ndarray) -> float:
-    """Share of exactly-zero entries: seed 001 compares HOG's sparsity with ResNet features'."""
+    """Share of exactly-zero entries, to compare HOG's sparsity with a network's pooled features."""
     features = np.asarray(features)
     return float(np.count_nonzero(features == 0) / features.size) if features.size else 0.0

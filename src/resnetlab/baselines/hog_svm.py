@@ -167,7 +167,8 @@ def _fit_and_score(bundle: Any, data: Mapping[str, Any], hog_params: HogParams, 
 def _write_run(run_dir: Path, bundle: Any, data: Mapping[str, Any], fitted: _Fitted, hog_params: HogParams, *,
                started: str) -> tuple[dict[str, float], dict[str, float] | None]:
     """The run folder's files, as a network run writes them; returns the val and test scalars."""
-    from resnetlab.training.run_folder import peak_rss_mb, write_data_record, write_json
+    from resnetlab.atomic_write import write_json, write_text
+    from resnetlab.training.run_folder import peak_rss_mb, write_data_record
 
     val = fitted.reports["val"].scalars
     length = fitted.features["train"].shape[1]
@@ -176,7 +177,7 @@ def _write_run(run_dir: Path, bundle: Any, data: Mapping[str, Any], fitted: _Fit
     history = [{"epoch": 1, **{f"val/{k}": v for k, v in val.items()}, "seconds": round(fitted.fit_seconds, 3)}]
     baseline = {"method": MODEL_NAME, **asdict(hog_params), **fitted.settings, "feature_length": length}
     config = {"model": {"name": MODEL_NAME}, "data": dict(data), "baseline": baseline}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     write_json(run_dir / "history.json", history)
     write_data_record(run_dir, bundle)
     write_json(run_dir / "provenance.json", _provenance(bundle.data_hash, started=started))

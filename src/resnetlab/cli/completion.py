@@ -14,7 +14,9 @@ _PATH_METAVARS = ("RUN_OR_CHECKPOINT", "IMAGES_OR_FOLDER", "IMAGES", "RUN", "RUN
                   "STUDY.yaml|NAME", "SEARCH.yaml|NAME")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, root: argparse.ArgumentParser) -> None:
+    """Add ``completion``; ``root`` is the whole command line the script completes (handed in, so this
+    module does not import the one that imports it)."""
     p = subparsers.add_parser(
         "completion", help="print a shell completion script (bash or zsh)",
         description="Print a completion script for bash or zsh: sub-commands, options and their choices "
@@ -24,20 +26,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "  resnetlab completion zsh > ~/.zfunc/_resnetlab   # with fpath+=(~/.zfunc) before compinit\n"
                "  source <(resnetlab completion bash)                # this shell only")
     p.add_argument("shell", choices=SHELLS, help="the shell the script is for")
-    p.set_defaults(func=print_completion)
+    p.set_defaults(func=lambda args: print_completion(args, root))
 
 
-def print_completion(args: argparse.Namespace) -> int:
-    print(completion_script(args.shell), end="")
+def print_completion(args: argparse.Namespace, root: argparse.ArgumentParser) -> int:
+    print(completion_script(args.shell, root), end="")
     return 0
 
 
-def completion_script(shell: str) -> str:
+def completion_script(shell: str, parser: argparse.ArgumentParser) -> str:
     import shtab
 
-    from resnetlab.cli.main import build_parser
-
-    parser = build_parser()
     _complete_paths(parser, shtab.FILE)
     return shtab.complete(parser, shell=shell)
 

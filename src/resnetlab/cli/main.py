@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     study_commands.register(sub, common)
     baseline_commands.register(sub, common)
     export_commands.register(sub, common)
-    completion.register(sub)
+    completion.register(sub, parser)
     return parser
 
 

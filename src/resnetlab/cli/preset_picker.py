@@ -1,4 +1,4 @@
-"""`resnetlab train` with nothing else on a terminal: pick a preset from a numbered list (seed 001)."""
+"""`resnetlab train` with nothing else on a terminal: pick a preset from a numbered list."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from resnetlab.config.loading import (
     all_keys,
     build_config,
+    check_key,
     describe_preset,
     flatten,
     from_dict,
@@ -28,6 +29,7 @@ from resnetlab.config.schema import (
 
 __all__ = [
     "AugmentConfig", "Config", "DataConfig", "ModelConfig", "OptimConfig", "OutputConfig",
-    "ScheduleConfig", "StageConfig", "TrainConfig", "all_keys", "build_config", "describe_preset", "flatten",
-    "from_dict", "list_presets", "load_config", "parse_overrides", "read_preset", "read_yaml", "save_config", "to_dict",
+    "ScheduleConfig", "StageConfig", "TrainConfig", "all_keys", "build_config", "check_key", "describe_preset",
+    "flatten", "from_dict", "list_presets", "load_config", "parse_overrides", "read_preset", "read_yaml", "save_config",
+    "to_dict",
 ]

@@ -8,7 +8,6 @@ Every problem is a :class:`UserError` naming the key or file and what is accepte
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from importlib import resources
@@ -17,8 +16,9 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from resnetlab.atomic_write import write_text
 from resnetlab.config.schema import Config
-from resnetlab.errors import UserError, shorten
+from resnetlab.errors import UserError, did_you_mean, shorten
 
 _NONE_WORDS = {"none", "null", "~", ""}
 _TRUE_WORDS = {"true", "yes", "on", "1"}
@@ -128,9 +128,17 @@ def parse_overrides(tokens: Iterable[str]) -> dict[str, Any]:
     return _merge(layers, keys)
 
 
-def build_config(overrides: Iterable[str] = (), *, base: dict[str, Any] | None = None) -> Config:
-    """The validated config from a base mapping (e.g. a saved run) and override tokens."""
+def build_config(overrides: Iterable[str] = (), *, base: dict[str, Any] | None = None,
+                 settings: Mapping[str, Any] | None = None) -> Config:
+    """The validated config from a base mapping (e.g. a saved run), override tokens, then ``settings``.
+
+    ``settings`` maps dotted keys to values (``{"optim.lr": 1e-3, "train.seed": 1}``) and is laid
+    over everything else as it is, values never written out as text and parsed back: how studies
+    and searches put a variant's keys over the user's overrides.
+    """
     data = _merge(base or {}, parse_overrides(overrides))
+    for key, value in (settings or {}).items():
+        data = _merge(data, _nest(str(key).split("."), value))
     return from_dict(Config, data)
 
 
@@ -156,7 +164,7 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
@@ -190,17 +198,26 @@ def from_dict(cls: type, data: Any, *, prefix: str = "", source: str | None = No
                 word, _, value = key.partition(":")
                 raise UserError(f"config key '{full}'{where} reads as one word: YAML needs a space after ':', "
                                 f"e.g. {{{word}: {value}}}")
-            if "[" in prefix:  # inside a list item such as train.stages[0]
-                candidates = [f"{prefix}{k}" for k in fields]
-            else:
-                candidates = all_keys() + [f.name for f in dataclasses.fields(Config)]
-            hint = _closest(full, candidates) or _closest(key, [k.rsplit(".", 1)[-1] for k in candidates],
-                                                          full=candidates)
-            raise UserError(f"unknown config key '{full}'{where}{hint}")
+            raise _unknown_key(full, key, prefix=prefix, where=where, fields=list(fields))
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, fields[name].metadata, f"{prefix}{name}", where)
     return cls(**kwargs)
+
+
+def check_key(key: str) -> None:
+    """``key`` (``optim.lr``) must name a config value; else the same error an override gets."""
+    if key not in all_keys():
+        raise _unknown_key(key, key.rsplit(".", 1)[-1])
+
+
+def _unknown_key(full: str, key: str, *, prefix: str = "", where: str = "", fields: list[str] = ()) -> UserError:
+    if "[" in prefix:  # inside a list item such as train.stages[0]
+        candidates = [f"{prefix}{k}" for k in fields]
+    else:
+        candidates = all_keys() + [f.name for f in dataclasses.fields(Config)]
+    hint = _closest(full, candidates) or _closest(key, [k.rsplit(".", 1)[-1] for k in candidates], full=candidates)
+    return UserError(f"unknown config key '{full}'{where}{hint}")
 
 
 def _coerce(hint: Any, value: Any, meta: typing.Mapping, key: str, where: str) -> Any:
@@ -317,9 +334,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _closest(word: str, options: list[str], *, full: list[str] | None = None) -> str:
-    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    if not match:
-        return ""
-    if full is not None:
-        match = [full[options.index(match[0])]]
-    return f"; did you mean '{match[0]}'?"
+    """did_you_mean, naming the entry of ``full`` at the matched option's place when given."""
+    if full is None:
+        return did_you_mean(word, options)
+    return did_you_mean(word, options, shown=lambda match: full[options.index(match)])

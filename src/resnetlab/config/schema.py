@@ -7,9 +7,10 @@ receives these dataclasses (or plain values taken from them), never a dict.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from resnetlab.errors import did_you_mean
 
 
 def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
@@ -33,8 +34,7 @@ class _Strict:
     def __setattr__(self, name: str, value: Any) -> None:
         keys = self.__dataclass_fields__  # type: ignore[attr-defined]
         if name not in keys:
-            close = difflib.get_close_matches(name, list(keys), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; its keys: {', '.join(keys)}"
+            hint = did_you_mean(name, keys) or f"; its keys: {', '.join(keys)}"
             raise AttributeError(f"{type(self).__name__} has no config key '{name}'{hint}")
         object.__setattr__(self, name, value)
 
@@ -154,7 +154,8 @@ class PatchConfig(_Strict):
 @dataclass
 class OptimConfig(_Strict):
     name: str = opt("sgd", "optimizer", choices=("sgd", "adam", "adamw"))
-    lr: float = opt(0.1, "peak learning rate", min=0.0)
+    lr: float | None = opt(None, "peak learning rate (default: scaled with the batch: SGD 0.1 per 256 images, "
+                                 "Adam/AdamW 1e-3 at 256 times the square root of batch/256)", min=0.0)
     momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
     nesterov: bool = opt(False, "Nesterov momentum for SGD")
     betas: list[float] = opt(lambda: [0.9, 0.999], "Adam/AdamW betas", factory=True)
@@ -192,11 +193,12 @@ class TrainConfig(_Strict):
     class_weights: str = opt("none", "cross-entropy class weights: none or balanced (from training counts)",
                              choices=("none", "balanced"))
     balanced_sampler: bool = opt(False, "sample classes uniformly instead of by frequency")
-    mpca_loss: float = opt(0.0, "weight of the soft mean-per-class-accuracy term (seed 001 loss)", min=0.0)
-    accuracy_loss: float = opt(0.0, "weight of the soft accuracy term (seed 001 loss)", min=0.0)
-    grad_clip: float = opt(0.0, "clip the gradient norm to this value (0: off)", min=0.0)
+    mpca_loss: float = opt(0.0, "weight of the soft mean-per-class-accuracy term added to the loss", min=0.0)
+    accuracy_loss: float = opt(0.0, "weight of the soft accuracy term added to the loss", min=0.0)
+    grad_clip: float | None = opt(None, "clip the gradient norm to this value (0: off; default: 1.0 for "
+                                        "regression, off for classification)", min=0.0)
     monitor: str = opt("val/accuracy", "metric that picks the best checkpoint and drives early stopping")
-    monitor_mode: str = opt("auto", "max, min, or auto (min for losses and errors)", choices=("auto", "max", "min"))
+    monitor_mode: str = opt("auto", "max, min, or auto (min for losses, errors, rmse)", choices=("auto", "max", "min"))
     early_stopping: int = opt(0, "stop after this many epochs without improvement (0: off)", min=0)
     stages: list[StageConfig] = opt(list, "consecutive stages, e.g. head-only then full fine-tuning", factory=True)
     device: str = opt("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")

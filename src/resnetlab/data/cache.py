@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from resnetlab.atomic_write import atomic_write, temp_path, write_json
 from resnetlab.data.bundle import BadFile
 from resnetlab.data.decode import DECODER_VERSION
 from resnetlab.errors import UserError
@@ -85,27 +85,6 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-def temp_name(folder: Path, stem: str, suffix: str = "") -> Path:
-    """A fresh name beside the final file, so the rename is atomic (same filesystem).
-
-    Files are then created with open(), not mkstemp, so they get the umask's permissions and a
-    cache or data folder shared by a team stays readable by all of it.
-    """
-    return folder / f"{stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{suffix}"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path.parent, path.stem)
-    try:
-        with open(tmp, "x") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
 def _unlink(path: str | Path) -> None:
     try:
         os.unlink(path)
@@ -118,7 +97,7 @@ def _order_tag(ids: Sequence[str]) -> str:
 
 
 def _tmp_npy(folder: Path, stem: str) -> str:
-    return str(temp_name(folder, stem, ".npy"))
+    return str(temp_path(folder / stem, suffix=".npy"))
 
 
 def _remove_stale(folder: Path, *, age: float = 86400.0) -> None:
@@ -197,11 +176,14 @@ class _Store:
         """Move a finished temporary array into place, then point the sidecar at it."""
         final = self.folder / self._npy_name(ids)
         os.replace(tmp, final)
-        write_json_atomic(self.sidecar, {"format": _FORMAT, "shape": list(self.shape), "file": final.name,
-                                         "ids": list(ids), "bad": bad})
+        self._point_to(final, ids, bad)
         if old is not None and old != final:
             _unlink(old)  # a run still reading it keeps its open map (POSIX)
         return final
+
+    def _point_to(self, final: Path, ids: Sequence[str], bad: list[dict[str, str]]) -> None:
+        write_json(self.sidecar, {"format": _FORMAT, "shape": list(self.shape), "file": final.name,
+                                  "ids": list(ids), "bad": bad}, indent=None)
 
     def build_on_disk(self, ids: Sequence[str], produce: Producer) -> tuple[np.ndarray, dict[int, BadFile]]:
         """Produce straight into a memory-mapped file, so the array never has to fit in RAM."""
@@ -226,15 +208,9 @@ class _Store:
         return np.load(final, mmap_mode="r"), bad
 
     def save(self, ids: Sequence[str], images: np.ndarray, bad: dict[int, BadFile]) -> None:
-        tmp = _tmp_npy(self.folder, self.stem)
-        try:
-            with open(tmp, "wb") as f:
-                np.save(f, images, allow_pickle=False)
-        except BaseException:
-            _unlink(tmp)
-            raise
         good = [x for i, x in enumerate(ids) if i not in bad]
-        self._commit(tmp, good, _bad_records(ids, bad))
+        final = atomic_write(self.folder / self._npy_name(good), lambda f: np.save(f, images, allow_pickle=False))
+        self._point_to(final, good, _bad_records(ids, bad))
 
 
 def _bad_records(ids: Sequence[str], bad: dict[int, BadFile]) -> list[dict[str, str]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import secrets
 import shutil
 import tarfile
 import tempfile
@@ -20,8 +19,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Mapping, Sequence
+from typing import IO, Callable, Mapping, Sequence
 
+from resnetlab.atomic_write import atomic_write
 from resnetlab.errors import UserError
 
 _PROGRESS_SECONDS = 2.0
@@ -78,41 +78,35 @@ def download_file(remote: Remote, folder: Path, *, log: Callable[[str], None] = 
     folder.mkdir(parents=True, exist_ok=True)
     dest = folder / remote.filename
     hint = f"put the files in {folder} or set data.dir"
-    # Named here and opened with "xb" (not mkstemp) so the file gets the umask's permissions.
-    tmp = folder / f".{remote.filename}.{os.getpid()}-{secrets.token_hex(4)}.part"
     md5, sha = hashlib.md5(), hashlib.sha256()
-    try:
-        with open(tmp, "xb") as out:
-            try:
-                request = urllib.request.Request(remote.url, headers={"User-Agent": "resnetlab"})
-                with urllib.request.urlopen(request, timeout=timeout) as response:
-                    total = int(response.headers.get("Content-Length") or 0)
-                    done, last = 0, time.monotonic()
-                    log(f"downloading {remote.url}" + (f" ({total / 1e6:.1f} MB)" if total else ""))
-                    while block := response.read(_BLOCK):
-                        out.write(block)
-                        md5.update(block)
-                        sha.update(block)
-                        done += len(block)
-                        if time.monotonic() - last >= _PROGRESS_SECONDS:
-                            last = time.monotonic()
-                            share = f" ({100 * done / total:.0f}%)" if total else ""
-                            log(f"  {remote.filename}: {done / 1e6:.1f} MB{share}")
-            except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, timeouts: OSError
-                raise UserError(f"could not download {remote.filename} from {remote.url} "
-                                f"({_reason(exc)}); {hint}") from None
+
+    def fetch(out: IO[bytes]) -> None:
+        try:
+            request = urllib.request.Request(remote.url, headers={"User-Agent": "resnetlab"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                total = int(response.headers.get("Content-Length") or 0)
+                done, last = 0, time.monotonic()
+                log(f"downloading {remote.url}" + (f" ({total / 1e6:.1f} MB)" if total else ""))
+                while block := response.read(_BLOCK):
+                    out.write(block)
+                    md5.update(block)
+                    sha.update(block)
+                    done += len(block)
+                    if time.monotonic() - last >= _PROGRESS_SECONDS:
+                        last = time.monotonic()
+                        share = f" ({100 * done / total:.0f}%)" if total else ""
+                        log(f"  {remote.filename}: {done / 1e6:.1f} MB{share}")
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, timeouts: OSError
+            raise UserError(f"could not download {remote.filename} from {remote.url} "
+                            f"({_reason(exc)}); {hint}") from None
+        # Raised before the rename, so a corrupt download never takes the file's name.
         for name, want, got in (("md5", remote.md5, md5), ("sha256", remote.sha256, sha)):
             if want and got.hexdigest() != want.lower():
                 raise UserError(f"downloaded {remote.filename} from {remote.url} but its {name} is "
                                 f"{got.hexdigest()}, expected {want}; the download is corrupt or the file "
                                 f"changed: retry, or {hint}")
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(dest, fetch)
     return dest
 
 

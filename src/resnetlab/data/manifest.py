@@ -11,7 +11,6 @@ skipped as "missing file"; every malformed cell is a `UserError` naming its line
 from __future__ import annotations
 
 import csv
-import difflib
 import math
 import os
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from resnetlab.data.bundle import TEST, TRAIN, UNASSIGNED, VAL, BadFile, Catalog
 from resnetlab.data.decode import file_problem
-from resnetlab.errors import UserError, shorten
+from resnetlab.errors import UserError, did_you_mean, shorten
 
 # KonIQ-10k's sets file spells its splits "training", "validation" and "test".
 _SPLITS = {"train": TRAIN, "training": TRAIN, "val": VAL, "validation": VAL, "test": TEST}
@@ -56,8 +55,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
 def _column(header: list[str], name: str, key: str, path: Path) -> int:
     if name in header:
         return header.index(name)
-    close = difflib.get_close_matches(name, header, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    hint = did_you_mean(name, header, prefix=" (", suffix=")")
     if len(header) == 1 and ";" in header[0]:
         hint = " (the file seems to use ';' between columns; save it comma-separated)"
     raise UserError(f"manifest {path}: column '{name}' ({key}) not found{hint}; columns: {', '.join(header)}")

@@ -9,7 +9,6 @@ features and measure targets with training statistics only; compute or read mean
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from pathlib import Path
@@ -20,12 +19,13 @@ import numpy as np
 from resnetlab.data import decode
 from resnetlab.data.builtin import BUILTINS, load_builtin
 from resnetlab.data.bundle import SPLIT_NAMES, TEST, TRAIN, VAL, BadFile, Catalog, DataBundle, Split
-from resnetlab.data.cache import cache_root, cached_images, files_identity, image_key, read_json, write_json_atomic
+from resnetlab.atomic_write import write_json
+from resnetlab.data.cache import cache_root, cached_images, files_identity, image_key, read_json
 from resnetlab.data.folder import scan_folder
 from resnetlab.data.manifest import read_manifest
 from resnetlab.data.split import assign_splits, subset_index
 from resnetlab.data.stats import resolve_mean_std
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, did_you_mean
 
 _GIVE = f"give an image folder, a CSV manifest or one of {', '.join(BUILTINS)}"
 _SHOW_SKIPPED = 3
@@ -35,9 +35,8 @@ def _did_you_mean(source: str) -> str:
     squashed = re.sub(r"[^a-z0-9]", "", source.lower())
     for name in BUILTINS:
         if squashed == re.sub(r"[^a-z0-9]", "", name):
-            return f" (did you mean {name}?)"
-    close = difflib.get_close_matches(source.lower(), BUILTINS, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
+            return f" (did you mean '{name}'?)"
+    return did_you_mean(source.lower(), BUILTINS, prefix=" (", suffix=")")
 
 
 def _manifest_only(source: str, *, task: str, split_column: str | None, feature_columns: Sequence[str],
@@ -91,7 +90,7 @@ def _channels(cat: Catalog, requested: int | None, identity: str, root: Path | N
     channels = decode.probe_channels(cat.paths or [])
     if probe_file is not None:
         try:
-            write_json_atomic(probe_file, {"channels": channels})
+            write_json(probe_file, {"channels": channels}, indent=None)
         except OSError:
             pass  # only a speed-up; the image cache reports unwritable folders itself
     return channels

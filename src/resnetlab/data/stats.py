@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from resnetlab.data.cache import read_json, write_json_atomic
+from resnetlab.atomic_write import write_json
+from resnetlab.data.cache import read_json
 from resnetlab.errors import UserError
 
 _CHUNK_VALUES = 16 << 20  # uint8 values per chunk: 16 MiB read, 32 MiB of squares
@@ -72,7 +73,7 @@ def resolve_mean_std(images: np.ndarray, *, channels: int, mean: Sequence[float]
         computed = channel_mean_std(images)
         if cache_file is not None:
             try:
-                write_json_atomic(cache_file, {"mean": computed[0], "std": computed[1]})
+                write_json(cache_file, {"mean": computed[0], "std": computed[1]}, indent=None)
             except OSError as exc:
                 log(f"warning: could not cache data statistics in {cache_file} ({exc.strerror or exc})")
     # A constant channel has std 0; dividing by it would blow up, so it is left unscaled.

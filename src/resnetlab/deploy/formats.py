@@ -9,8 +9,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from resnetlab.atomic_write import atomic_write_file
 from resnetlab.deploy.card import ModelCard
 from resnetlab.deploy.requires import require
 
@@ -119,7 +118,7 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, card: ModelCard, path: 
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "resnetlab"
-    _atomic(path, lambda tmp: onnx.save(proto, str(tmp)))
+    atomic_write_file(path, lambda tmp: onnx.save(proto, str(tmp)))
     return [path]
 
 
@@ -127,7 +126,8 @@ def _write_torchscript(model: nn.Module, example: torch.Tensor, card: ModelCard,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit's deprecation notice: the format still loads everywhere
         traced = torch.jit.trace(model, example, check_trace=False)
-        _atomic(path, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files={CARD_FILE: card.to_json()}))
+        atomic_write_file(path, lambda tmp: torch.jit.save(traced, str(tmp),
+                                                           _extra_files={CARD_FILE: card.to_json()}))
     return [path]
 
 
@@ -135,26 +135,15 @@ def _write_pt2(model: nn.Module, example: torch.Tensor, card: ModelCard, path: P
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.export.export(model, (example,), dynamic_shapes=_dynamic_batch())
-    _atomic(path, lambda tmp: torch.export.save(program, str(tmp), extra_files={CARD_FILE: card.to_json()}))
+    atomic_write_file(path, lambda tmp: torch.export.save(program, str(tmp),
+                                                          extra_files={CARD_FILE: card.to_json()}))
     return [path]
 
 
 def _write_safetensors(model: nn.Module, example: torch.Tensor, card: ModelCard, path: Path) -> list[Path]:
     safetensors_torch = require("safetensors.torch", doing="safetensors export")
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    _atomic(path, lambda tmp: safetensors_torch.save_file(tensors, str(tmp), metadata=card.to_strings()))
+    atomic_write_file(path, lambda tmp: safetensors_torch.save_file(tensors, str(tmp), metadata=card.to_strings()))
     beside = path.with_suffix(".json")
-    _atomic(beside, lambda tmp: Path(tmp).write_text(card.to_json()))
+    atomic_write_file(beside, lambda tmp: Path(tmp).write_text(card.to_json()))
     return [path, beside]
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file and rename, so an interrupted export leaves no half file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from resnetlab.atomic_write import write_text
 from resnetlab.errors import UserError
 from resnetlab.evaluation.plots import plot_run_comparison
 from resnetlab.evaluation.report import (
@@ -21,6 +22,7 @@ from resnetlab.evaluation.report import (
     read_run,
     table,
 )
+from resnetlab.metric_direction import lower_is_better
 
 # (column header, split, scalar key); the best value in each gets bold when runs > 1.
 CLASSIFICATION_COLUMNS = (
@@ -35,7 +37,6 @@ REGRESSION_COLUMNS = (
     ("PLCC (val)", "val", "plcc"),
     ("RMSE (val)", "val", "rmse"),
 )
-LOWER_IS_BETTER = {"rmse"}
 
 
 def _unique_names(runs: list[RunRecord]) -> list[str]:
@@ -88,7 +89,7 @@ def write_comparison(run_dirs: list[Path], out_dir: Path) -> Path:
         for header, split, key in columns
     }
     best = {
-        header: _best_indices(metric_values[header], lower=key in LOWER_IS_BETTER)
+        header: _best_indices(metric_values[header], lower=lower_is_better(key))
         for header, _, key in columns
     }
 
@@ -136,6 +137,4 @@ def write_comparison(run_dirs: list[Path], out_dir: Path) -> Path:
         f"![Validation curves]({curves.name})",
         "",
     ]
-    out = out_dir / "comparison.md"
-    out.write_text("\n".join(lines), encoding="utf-8")
-    return out
+    return write_text(out_dir / "comparison.md", "\n".join(lines))

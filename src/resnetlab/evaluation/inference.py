@@ -26,7 +26,7 @@ class Outputs:
 
 
 class OutputsAndFeatures(nn.Module):
-    """Outputs and pooled features (what seed 001 compares with HOG) from one forward, so one
+    """Outputs and pooled features (whose sparsity is compared with HOG features') from one forward, so one
     compiled graph serves both."""
 
     def __init__(self, model: nn.Module) -> None:

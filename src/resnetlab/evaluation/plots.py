@@ -21,11 +21,13 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
+from resnetlab.atomic_write import atomic_write  # noqa: E402
 from resnetlab.evaluation.metrics import ClassificationReport, confused_pairs  # noqa: E402
 from resnetlab.evaluation.regression_metrics import (  # noqa: E402
     fit_logistic,
     regression_metrics,
 )
+from resnetlab.metric_direction import lower_is_better  # noqa: E402
 
 DPI = 130
 ANNOTATE_MAX_CLASSES = 20  # beyond this, numbers in confusion cells stop being legible
@@ -45,11 +47,10 @@ STANDARD_CLASSIFICATION_PLOTS = (
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def _short(name: str, limit: int = NAME_LIMIT) -> str:
@@ -83,17 +84,12 @@ def _epochs(history: Sequence[dict[str, Any]]) -> np.ndarray:
     return np.array([row.get("epoch", i + 1) for i, row in enumerate(history)], dtype=np.float64)
 
 
-def _lower_is_better(metric: str) -> bool:
-    name = metric.rsplit("/", 1)[-1]
-    return name.endswith("loss") or name in {"rmse", "mae", "error"}
-
-
 def _best_epoch(history: Sequence[dict[str, Any]], monitor: str) -> int | None:
     """Fallback when the caller does not pass the trainer's best epoch."""
     values = _series(history, monitor)
     if np.all(np.isnan(values)):
         return None
-    index = np.nanargmin(values) if _lower_is_better(monitor) else np.nanargmax(values)
+    index = np.nanargmin(values) if lower_is_better(monitor) else np.nanargmax(values)
     return int(_epochs(history)[index])
 
 
@@ -155,7 +151,7 @@ def plot_training_curves(
         ax_loss.plot(epochs, _series(history, key), marker=".", label=key)
     ax_loss.set_title("Loss")
 
-    metric_keys = [] if _lower_is_better(monitor) else [monitor]
+    metric_keys = [] if lower_is_better(monitor) else [monitor]
     metric_keys += [k for k in ("train/accuracy", "val/accuracy") if k in keys and k != monitor]
     for key in metric_keys:
         style = {"linewidth": 2.2} if key == monitor else {"linewidth": 1.2, "alpha": 0.8}
@@ -184,7 +180,7 @@ def plot_training_curves(
             ax.axvline(best_epoch, color="tab:red", linestyle=":", linewidth=1.2,
                        label=label if ax is ax_metric else None)
         if np.isfinite(best_value):
-            target_ax = ax_loss if _lower_is_better(monitor) else ax_metric
+            target_ax = ax_loss if lower_is_better(monitor) else ax_metric
             target_ax.plot([best_epoch], [best_value], marker="*", markersize=13,
                            color="tab:red", linestyle="none")
 

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
+from resnetlab.atomic_write import write_text
 from resnetlab.errors import UserError
 from resnetlab.evaluation.metrics import confused_pairs
 
@@ -452,6 +453,4 @@ def write_report(run_dir: Path) -> Path:
     for section in (_summary, _configuration, _data, _metrics, _per_class, _plots,
                     _resources, _provenance):
         lines += section(run)
-    out = run.path / "report.md"
-    out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    return out
+    return write_text(run.path / "report.md", "\n".join(lines).rstrip() + "\n")

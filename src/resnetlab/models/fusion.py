@@ -1,4 +1,4 @@
-"""Image features fused with a side-feature vector (seed 001: visual + 8-D spatial features).
+"""Image features fused with a side-feature vector (e.g. a frame's visual features + its 8-D spatial features).
 
 The backbone's pooled features are projected to ``visual_dim`` (Linear + ReLU), combined
 with the side features by one of three rules, and a one-hidden-layer head maps the result

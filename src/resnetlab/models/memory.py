@@ -1,4 +1,4 @@
-"""How much device memory training a model takes, and so what batch fits a given GPU (seed 000).
+"""How much device memory training a model takes, and so what batch fits a given GPU.
 
 Measured, not guessed, and on any device: a forward pass in training mode with autograd's
 saved-tensor hooks adds up the tensors kept for the backward pass (the activations, which

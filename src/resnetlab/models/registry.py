@@ -6,11 +6,12 @@ the registry never sees configuration objects.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable
 
 from torch import nn
+
+from resnetlab.errors import did_you_mean
 
 ModelFn = Callable[..., nn.Module]
 
@@ -42,9 +43,7 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     """Build the registered model ``name`` with its keyword options (num_classes=..., ...)."""
     fn = _MODELS.get(name)
     if fn is None:
-        close = difflib.get_close_matches(name, list(_MODELS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown model '{name}'{hint} (resnetlab summary --list shows all)")
+        raise ValueError(f"unknown model '{name}'{did_you_mean(name, _MODELS)} (resnetlab summary --list shows all)")
     return fn(**kwargs)
 
 

@@ -14,7 +14,6 @@ Every model here has the same face: ``forward_stages``, ``forward_features``,
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from resnetlab.errors import did_you_mean
 from resnetlab.models.attention import SqueezeExcite
 from resnetlab.models.registry import register_model
 
@@ -256,8 +256,7 @@ def _resnet(block: Block, layers: Sequence[int], cls: type[ResNet] = ResNet, /, 
     known = [name for name, p in inspect.signature(cls.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY]
     for name in kwargs:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"options are {', '.join(known)}"
+            hint = did_you_mean(name, known, prefix="") or f"options are {', '.join(known)}"
             raise TypeError(f"model option '{name}' is not known; {hint}")
     return cls(block, layers, **kwargs)
 

@@ -7,6 +7,7 @@ the report can be rebuilt at any time, also while a study is still running elsew
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
+from resnetlab.atomic_write import write_json, write_text
 from resnetlab.errors import UserError
-from resnetlab.studies.runner import STUDY_FILE, read_error, run_status
-from resnetlab.studies.spec import flatten, lower_is_better
+from resnetlab.metric_direction import lower_is_better
+from resnetlab.studies.run_state import METRICS_FILE, STUDY_FILE, read_error, run_status
+from resnetlab.studies.spec import flatten
 
-# The seed-000 report table's settings columns.
+# The settings columns of the study table: what a reader compares experiments by.
 SETTING_KEYS = ("model.name", "optim.name", "optim.lr", "train.batch_size", "data.image_size", "augment.enabled")
 CLASSIFICATION_METRICS = ("accuracy", "top5", "f1_macro", "mpca", "loss")
 REGRESSION_METRICS = ("srcc", "plcc", "rmse", "loss")
@@ -80,7 +83,7 @@ def load_results(root: str | Path) -> StudyResults:
     done = [r for r in rows if r["status"] == "done"]
     if done and all(r[metric] is None for r in done):
         split = metric.split("/", 1)[0]
-        available = sorted((_read_json(Path(done[0]["run_dir"]) / "metrics.json").get(split) or {})
+        available = sorted((_read_json(Path(done[0]["run_dir"]) / METRICS_FILE).get(split) or {})
                            .get("scalars", {}))
         notes.append(f"No finished run has `{metric}`; set metric: to one of "
                      f"{', '.join(f'{split}/{k}' for k in available) or 'the metrics in metrics.json'}.")
@@ -97,7 +100,7 @@ def _row(plan: dict[str, Any], entry: dict[str, Any], root: Path, columns: list[
         # What the run really used; alone, since a baseline's config has no optimizer or epochs to show.
         settings = {"model.name": settings.get("model.name"),
                     **flatten(yaml.safe_load(config_file.read_text()) or {})}
-    metrics = _read_json(run_dir / "metrics.json") if status == "done" else {}
+    metrics = _read_json(run_dir / METRICS_FILE) if status == "done" else {}
     seed = entry.get("seed")
     row: dict[str, Any] = {"study": plan["name"], "variant": entry["variant"],
                            "seed": seed if seed is not None else settings.get("train.seed"), "status": status}
@@ -147,28 +150,14 @@ def write_results(results: StudyResults) -> tuple[Path, Path]:
                "lower_is_better": lower_is_better(results.metric), "baseline": results.baseline,
                "factors": results.factors, "seeds": results.plan.get("seeds"), "base": results.plan.get("base"),
                "overrides": results.plan.get("overrides"), "runs": results.rows, "summary": results.summary}
-    json_path = root / "all_results.json"
-    tmp = json_path.with_name(".all_results.json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(json_path)
-
-    csv_path = root / "results.csv"
+    json_path = write_json(root / "all_results.json", payload)
     fields = list(results.rows[0]) if results.rows else ["study", "variant", "seed", "status"]
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for row in results.rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return json_path, csv_path
-
-
-def write_all(root: str | Path) -> Path:
-    """Results files, study.md and plots for the study folder ``root``; returns study.md."""
-    from resnetlab.studies.study_report import write_study_report
-
-    results = load_results(root)
-    write_results(results)
-    return write_study_report(results)
+    handle = io.StringIO(newline="")
+    writer = csv.DictWriter(handle, fieldnames=fields)
+    writer.writeheader()
+    for row in results.rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return json_path, write_text(root / "results.csv", handle.getvalue())
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:

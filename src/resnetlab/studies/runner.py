@@ -1,11 +1,8 @@
 """Run every (variant, seed) of a study as a normal run folder, resumably.
 
 ``runs/<study>/<variant>[_seed<k>]/`` is an ordinary run (``output.dir``/``output.name``),
-so ``resnetlab report`` and ``resnetlab eval`` work on it. What the study adds to a run folder:
-
-    study_run.json   the overrides the run was planned with (a changed study must not reuse it)
-    study.log        the output of a worker process (``--jobs N``) or a failed run's traceback
-    study_error.txt  the one-line error of a failed run
+so ``resnetlab report`` and ``resnetlab eval`` work on it; what the study adds to a run
+folder is named in :mod:`resnetlab.studies.run_state`.
 
 A run's state is read from its folder, so a study can stop at any point and continue:
 metrics.json means done (skipped), last.pt without it means interrupted (continued with
@@ -29,15 +26,25 @@ from typing import Any, Callable, Iterator, Sequence
 
 import yaml
 
+from resnetlab.atomic_write import write_json, write_text
 from resnetlab.config import Config, build_config, to_dict
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, first_line
+from resnetlab.studies.results import SETTING_KEYS
+from resnetlab.studies.run_state import (
+    LAST_CHECKPOINT,
+    LOG_FILE,
+    METRICS_FILE,
+    RUN_FILE,
+    STUDY_FILE,
+    clear_error,
+    read_error,
+    record_error,
+    run_status,
+)
 from resnetlab.studies.spec import StudySpec, changed_settings, check_metric, config_tokens, flatten
 
-RUN_FILE = "study_run.json"
-LOG_FILE = "study.log"
-ERROR_FILE = "study_error.txt"
-# The folder-level files a study writes; also lets `report_only` find a study's plan.
-STUDY_FILE = "study.yaml"
+# Every run of a study resumes what an earlier, interrupted call left.
+RESUME = {"train.resume": "auto"}
 
 
 @dataclass
@@ -49,28 +56,26 @@ class PlannedRun:
     variant: str
     seed: int | None
     run_dir: Path
-    base: list[str]  # the study's base
+    base: list[str]  # the study's base (override tokens, as its file gives them)
     cli: list[str]  # the command line's overrides, applied to the base of every run
-    own: list[str]  # the variant's keys and the seed
-    output: list[str]  # output.dir and output.name: the run folder
+    own: dict[str, Any]  # the variant's keys and the seed, laid over base and cli
+    output: dict[str, Any]  # output.dir and output.name: the run folder
     config: Config | None  # None when the overrides cannot make a valid config
     error: str | None
     settings: dict[str, Any] = field(default_factory=dict)  # every config key, flattened
 
     @property
-    def overrides(self) -> list[str]:
-        return [*self.base, *self.cli, *self.own, *self.output]
-
-    @property
     def identity(self) -> list[str]:
-        """What the run's results depend on (not where its folder is, so a study folder can move)."""
-        return [*self.base, *self.cli, *self.own]
+        """What the run's results depend on (not where its folder is, so a study folder can move),
+        as the override tokens study_run.json records."""
+        return [*self.base, *self.cli, *config_tokens(self.own)]
 
     def command(self, *, threads: int | None) -> list[str]:
+        """The command line of a worker process (`--jobs N`), which can only take the settings as text."""
         # Threads come before the user's overrides so `train.threads=N` on the command line still wins.
         threads_token = [f"train.threads={threads}"] if threads else []
-        return [sys.executable, "-m", "resnetlab", "train", *self.base, *threads_token, *self.cli, *self.own,
-                *self.output, "train.resume=auto"]
+        return [sys.executable, "-m", "resnetlab", "train", *self.base, *threads_token, *self.cli,
+                *config_tokens({**self.own, **self.output, **RESUME})]
 
 
 @dataclass
@@ -105,13 +110,13 @@ def plan_study(spec: StudySpec, *, overrides: Sequence[str] = (), out: str | Pat
     for seed in seeds:
         for variant in spec.variants:
             name = variant.name if seed is None or spec.seeds == 1 else f"{variant.name}_seed{seed}"
-            own = config_tokens(variant.settings)
+            own = dict(variant.settings)
             if seed is not None:
-                own.append(f"train.seed={seed}")
-            output = config_tokens({"output.dir": str(root), "output.name": name})
+                own["train.seed"] = seed
+            output = {"output.dir": str(root), "output.name": name}
             config, error = None, None
             try:
-                config = build_config([*spec.base, *overrides, *own, *output, "train.resume=auto"])
+                config = build_config([*spec.base, *overrides], settings={**own, **output, **RESUME})
                 settings = flatten(to_dict(config))
             except UserError as exc:
                 error = str(exc)
@@ -120,21 +125,6 @@ def plan_study(spec: StudySpec, *, overrides: Sequence[str] = (), out: str | Pat
                                    run_dir=root / name, base=list(spec.base), cli=list(overrides), own=own,
                                    output=output, config=config, error=error, settings=settings))
     return runs
-
-
-def run_status(run_dir: Path) -> str:
-    if (run_dir / "metrics.json").is_file():
-        return "done"
-    if (run_dir / ERROR_FILE).is_file():
-        return "failed"
-    if (run_dir / "last.pt").is_file():
-        return "interrupted"
-    return "pending"
-
-
-def read_error(run_dir: Path) -> str | None:
-    path = run_dir / ERROR_FILE
-    return path.read_text().strip() or None if path.is_file() else None
 
 
 # ---------------------------------------------------------------- running
@@ -147,7 +137,7 @@ def run_study(spec: StudySpec, *, overrides: Sequence[str] = (), jobs: int = 1, 
     ``jobs=1`` trains in this process (live progress bars); ``jobs=N`` runs N
     ``resnetlab train`` processes at once, the CPU threads split between them.
     """
-    from resnetlab.studies.results import write_all
+    from resnetlab.studies.study_report import write_all  # matplotlib: loaded when a study reports
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"--jobs takes a whole number >= 1, got {jobs!r}")
@@ -202,7 +192,7 @@ def _sequential(todo: list[PlannedRun], progress: _Progress, outcome: StudyOutco
         if _fail_early(run, progress):
             continue
         _prepare(run)
-        progress.started(run, resuming=(run.run_dir / "last.pt").is_file())
+        progress.started(run, resuming=(run.run_dir / LAST_CHECKPOINT).is_file())
         start = time.perf_counter()
         outcome.trained += 1
         try:
@@ -215,12 +205,12 @@ def _sequential(todo: list[PlannedRun], progress: _Progress, outcome: StudyOutco
         except Exception as exc:  # a bug in one run must not end the study; keep its traceback
             with open(run.run_dir / LOG_FILE, "a") as log:
                 log.write(traceback.format_exc())
-            _record_failure(run, f"{type(exc).__name__}: {_first_line(exc)}")
+            _record_failure(run, first_line(exc, with_type=True))
         progress.finished(run, run_status(run.run_dir), time.perf_counter() - start, error=read_error(run.run_dir))
 
 
 def _parallel(todo: list[PlannedRun], jobs: int, progress: _Progress, outcome: StudyOutcome) -> None:
-    threads = max(1, _cores() // jobs)
+    threads = job_threads(jobs)
     pending = deque(todo)
     running: dict[subprocess.Popen, tuple[PlannedRun, float]] = {}
     previous = _raise_on_sigterm()
@@ -231,7 +221,7 @@ def _parallel(todo: list[PlannedRun], jobs: int, progress: _Progress, outcome: S
                 if _fail_early(run, progress):
                     continue
                 _prepare(run)
-                progress.started(run, resuming=(run.run_dir / "last.pt").is_file(), log=run.run_dir / LOG_FILE)
+                progress.started(run, resuming=(run.run_dir / LAST_CHECKPOINT).is_file(), log=run.run_dir / LOG_FILE)
                 running[_launch(run, threads)] = (run, time.perf_counter())
                 outcome.trained += 1
             time.sleep(0.2)
@@ -269,7 +259,7 @@ def _launch(run: PlannedRun, threads: int) -> subprocess.Popen:
 
 
 def _outcome_of(returncode: int, run: PlannedRun) -> str:
-    if returncode == 0 and (run.run_dir / "metrics.json").is_file():
+    if returncode == 0 and (run.run_dir / METRICS_FILE).is_file():
         return "done"
     if returncode == 130:  # the trainer saved last.pt after a stop request
         return "interrupted"
@@ -306,14 +296,12 @@ def _fail_early(run: PlannedRun, progress: _Progress) -> bool:
 
 def _prepare(run: PlannedRun) -> None:
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    (run.run_dir / ERROR_FILE).unlink(missing_ok=True)  # a retry starts clean
-    (run.run_dir / RUN_FILE).write_text(json.dumps({"variant": run.variant, "seed": run.seed,
-                                                    "overrides": run.identity}, indent=2))
+    clear_error(run.run_dir)  # a retry starts clean
+    write_json(run.run_dir / RUN_FILE, {"variant": run.variant, "seed": run.seed, "overrides": run.identity})
 
 
 def _record_failure(run: PlannedRun, error: str) -> None:
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    (run.run_dir / ERROR_FILE).write_text(" ".join(error.split()) + "\n")
+    record_error(run.run_dir, error)
 
 
 def _check_same_plan(runs: list[PlannedRun]) -> None:
@@ -329,8 +317,6 @@ def _check_same_plan(runs: list[PlannedRun]) -> None:
 
 
 def _save_plan(spec: StudySpec, overrides: Sequence[str], runs: list[PlannedRun], root: Path) -> None:
-    from resnetlab.studies.results import SETTING_KEYS
-
     shown = list(dict.fromkeys([*SETTING_KEYS, *spec.factors, "data.task"]))
     plan = {"name": spec.name, "source": spec.source, "description": spec.description, "base": spec.base,
             "overrides": list(overrides), "factors": spec.factors, "seeds": spec.seeds,
@@ -338,7 +324,7 @@ def _save_plan(spec: StudySpec, overrides: Sequence[str], runs: list[PlannedRun]
             "variants": [{"name": v.name, "settings": v.settings} for v in spec.variants],
             "runs": [{"name": r.name, "variant": r.variant, "seed": r.seed, "error": r.error,
                       "settings": {k: r.settings.get(k) for k in shown}} for r in runs]}
-    (root / STUDY_FILE).write_text(yaml.safe_dump(plan, sort_keys=False))
+    write_text(root / STUDY_FILE, yaml.safe_dump(plan, sort_keys=False))
 
 
 @contextmanager
@@ -370,16 +356,12 @@ def _raise_on_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, handler)
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+def job_threads(jobs: int) -> int:
+    """Threads for each of ``jobs`` parallel runs: the cores free now, split so that together they
+    never ask for more (oversubscribed OpenMP threads wait on each other at every operation)."""
+    from resnetlab.training.threads import free_cores
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
+    return max(1, free_cores() // jobs)
 
 
 class _Progress:
@@ -416,7 +398,7 @@ class _Progress:
 
 def _score(run_dir: Path) -> str:
     try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = json.loads((run_dir / METRICS_FILE).read_text())
         scalars = metrics["val"]["scalars"]
         key = "accuracy" if "accuracy" in scalars else "srcc"
         return f" (val/{key} {scalars[key]:.4f})"

@@ -27,10 +27,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import yaml
 
+from resnetlab.atomic_write import atomic_write, write_json, write_text
 from resnetlab.config import build_config, to_dict
 from resnetlab.errors import UserError, first_line
 from resnetlab.extras import install_hint, require
-from resnetlab.studies.spec import Param, SearchSpec, changed_settings, check_metric, config_tokens
+from resnetlab.studies.run_state import METRICS_FILE, run_status
+from resnetlab.studies.spec import Param, SearchSpec, changed_settings, check_metric
 
 if TYPE_CHECKING:
     import optuna
@@ -124,7 +126,7 @@ def check_search(spec: SearchSpec, *, overrides: Sequence[str] = ()) -> None:
             else [("low", param.low), ("high", param.high)]
         for label, value in points:
             try:
-                build_config([*spec.base, *overrides, *config_tokens({param.key: value})])
+                build_config([*spec.base, *overrides], settings={param.key: value})
             except UserError as exc:
                 shown = repr(value) if isinstance(value, str) else value
                 raise UserError(f"{spec.source}: space: {param.key} {label} {shown}: {exc}") from None
@@ -301,9 +303,10 @@ def _run_one(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], tri
         study.sampler = make_sampler(spec, seed=spec.seed + trial.number)
         params = {p.key: suggest(trial, p) for p in spec.space}
         name = f"trial_{trial.number}"
-        config_tokens_ = [*spec.base, f"train.monitor={spec.metric}", *overrides, *config_tokens(params)]
-        tokens = [*config_tokens_, *config_tokens({"output.dir": str(root), "output.name": name})]
-        trial.set_user_attr("config", config_tokens_)  # without the run folder: best_config.yaml and --retrain
+        tokens = [*spec.base, f"train.monitor={spec.metric}", *overrides]
+        # The trial's settings are its params (Optuna keeps them); with these tokens they rebuild its config
+        # for best_config.yaml and --retrain. Searches stored before kept the params among the tokens too.
+        trial.set_user_attr("config", tokens)
         trial.set_user_attr("run_dir", str(root / name))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
 
@@ -316,7 +319,8 @@ def _run_one(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], tri
                 raise optuna.TrialPruned(f"pruned after epoch {row['epoch']} ({spec.metric} {value:.4f})")
 
         try:
-            result = api.train(build_config(tokens), callbacks=[report])
+            cfg = build_config(tokens, settings={**params, "output.dir": str(root), "output.name": name})
+            result = api.train(cfg, callbacks=[report])
         except optuna.TrialPruned:
             raise
         except Interrupted:
@@ -328,8 +332,8 @@ def _run_one(study: optuna.Study, spec: SearchSpec, *, overrides: list[str], tri
             raise
         except Exception as exc:  # keep the traceback beside the run; the search goes on
             (root / name).mkdir(parents=True, exist_ok=True)
-            (root / name / "search_error.log").write_text(traceback.format_exc())
-            trial.set_user_attr("error", f"{type(exc).__name__}: {first_line(exc)}")
+            write_text(root / name / "search_error.log", traceback.format_exc())
+            trial.set_user_attr("error", first_line(exc, with_type=True))
             raise
         key = spec.metric.split("/", 1)[1]
         value = result.val.get(key)
@@ -402,7 +406,7 @@ def _trial_line(study: optuna.Study, trial: Any, trials: int) -> str:
 
 def best_config_text(study: optuna.Study, best: dict[str, Any]) -> str:
     """The best trial's configuration as a ready config file for ``resnetlab train config=...``."""
-    cfg = build_config(best["config"])
+    cfg = build_config(best["config"], settings=best["params"])
     cfg.output.name = None  # a new run gets a fresh folder
     cfg.train.resume = None
     params = ", ".join(f"{k}={v}" for k, v in best["params"].items())
@@ -417,10 +421,10 @@ def write_search_report(study: optuna.Study, spec: SearchSpec, *, root: Path, tr
 
     rows = _trial_rows(study, spec)
     keys = [p.key for p in spec.space]
-    _atomic(root / "trials.csv", _csv_text(rows))
+    write_text(root / "trials.csv", _csv_text(rows))
     best = _best(study)
     if best is not None:
-        _atomic(root / "best_config.yaml", best_config_text(study, best))
+        write_text(root / "best_config.yaml", best_config_text(study, best))
     plot = plot_optimization_history(study, spec, path=root / "plots" / "optimization_history.png")
 
     counts = _counts(study)
@@ -449,12 +453,12 @@ def write_search_report(study: optuna.Study, spec: SearchSpec, *, root: Path, tr
               "Pruned trials show their last reported value.", "",
               f"![Optimization history](plots/{plot.name})", ""]
     out = root / "search.md"
-    _atomic(out, "\n".join(lines))
+    write_text(out, "\n".join(lines))
     return out
 
 
 def _retrained_lines(root: Path) -> list[str]:
-    marker, metrics_file = root / "best" / "best_trial.json", root / "best" / "metrics.json"
+    marker, metrics_file = root / "best" / "best_trial.json", root / "best" / METRICS_FILE
     if not (marker.is_file() and metrics_file.is_file()):
         return []
     trial = json.loads(marker.read_text()).get("trial")
@@ -521,19 +525,16 @@ def plot_optimization_history(study: optuna.Study, spec: SearchSpec, *, path: Pa
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One temporary name per process: workers that finish together each write their own.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    try:  # workers that finish together each write the whole figure
+        atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=130, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return path
 
 
 def _retrain(study: optuna.Study, *, root: Path, echo: Callable[[str], None], outcome: SearchOutcome) -> Path | None:
     """Train the best configuration again as ``root/best`` (once, whichever worker gets there first)."""
     from resnetlab import api
-    from resnetlab.studies.runner import run_status
 
     best = _best(study)
     if best is None:
@@ -556,11 +557,10 @@ def _retrain(study: optuna.Study, *, root: Path, echo: Callable[[str], None], ou
                 echo(f"best trial {best['number']} already retrained in {run_dir}")
                 return run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"trial": best["number"], "value": best["value"]}))
-        tokens = [*best["config"], *config_tokens({"output.dir": str(root), "output.name": "best"}),
-                  "train.resume=auto"]
+        write_json(marker, {"trial": best["number"], "value": best["value"]}, indent=None)
         echo(f"retraining trial {best['number']} as {run_dir}")
-        result = api.train(build_config(tokens))
+        result = api.train(build_config(best["config"], settings={**best["params"], "output.dir": str(root),
+                                                                   "output.name": "best", "train.resume": "auto"}))
         return result.run_dir
 
 
@@ -578,13 +578,6 @@ def _try_lock(path: Path) -> Iterator[bool]:
             yield False
             return
         yield True
-
-
-def _atomic(path: Path, text: str) -> None:
-    # Several workers write the report as they finish; readers never see half a file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _describe(block: dict[str, Any]) -> str:

@@ -18,7 +18,6 @@ A study file names a base configuration and what varies::
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import re
@@ -29,9 +28,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from resnetlab.config import all_keys, build_config, flatten, to_dict
+from resnetlab.config import build_config, check_key, flatten, to_dict
 from resnetlab.config.loading import safe_yaml
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, did_you_mean
+from resnetlab.metric_direction import lower_is_better
 
 STUDY_KEYS = ("name", "description", "base", "preset", "vary", "grid", "seeds", "baseline", "metric")
 SEARCH_KEYS = ("name", "description", "base", "preset", "space", "metric", "direction", "sampler", "pruner",
@@ -41,7 +41,6 @@ SEARCH_KEYS = ("name", "description", "base", "preset", "space", "metric", "dire
 RESERVED_KEYS = ("output.dir", "output.name", "train.resume")
 # Names the study folder uses for itself.
 RESERVED_NAMES = ("plots",)
-LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "error")
 PLURAL = {"study": "studies", "search": "searches"}
 
 
@@ -135,7 +134,7 @@ def _read(study: str | Path, *, what: str) -> tuple[dict[str, Any], str, str, Pa
         # A built-in of the other kind is read, so that load_study/load_search can say which command runs it.
         if str(study) not in builtin_studies():
             names = builtin_names(what)
-            hint = _closest(str(study), names)
+            hint = did_you_mean(str(study), names)
             raise UserError(f"no {what} file or built-in named '{study}'{hint}; built-in {PLURAL[what]}: "
                             f"{', '.join(names)}")
         text = (resources.files("resnetlab.studies") / "builtin" / f"{study}.yaml").read_text()
@@ -199,7 +198,7 @@ def parse_study(data: Mapping[str, Any], *, name: str, source: str = "study", fo
             raise UserError(f"{source}: variant name '{variant_name}' is reserved; rename it")
     baseline = data.get("baseline", names[0])
     if str(baseline) not in names:
-        hint = _closest(str(baseline), names)
+        hint = did_you_mean(str(baseline), names)
         raise UserError(f"{source}: baseline: '{baseline}' is not a variant{hint}; variants: {', '.join(names)}")
     metric = _metric(data["metric"], source) if data.get("metric") is not None else None
     return StudySpec(name=name, source=source, description=str(data.get("description") or ""), base=base,
@@ -410,11 +409,6 @@ def _choice_block(raw: Any, fields: dict[str, tuple[str, ...]], source: str, wha
 # ---------------------------------------------------------------- shared pieces
 
 
-def lower_is_better(metric: str) -> bool:
-    key = metric.split("/", 1)[-1]
-    return any(word in key for word in LOWER_IS_BETTER)
-
-
 def metric_names(task: str) -> list[str]:
     """The metric names (without split) a run of ``task`` can report, asked of the metrics code itself.
 
@@ -440,8 +434,7 @@ def check_metric(metric: str, task: str, source: str) -> None:
     if key not in keys:
         # Compared without the split, which every name shares: "acc" is close to "accuracy", "srcc" to no
         # classification metric.
-        match = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
-        hint = f"; did you mean '{split}/{match[0]}'?" if match else ""
+        hint = did_you_mean(key, keys, cutoff=0.5, shown=lambda match: f"{split}/{match}")
         raise UserError(f"{source}: metric: {metric} is not a metric of a {task} run{hint}; "
                         f"choose one of {', '.join(f'{split}/{k}' for k in keys)}")
 
@@ -540,17 +533,12 @@ def _check_keys(data: Mapping[str, Any], allowed: Iterable[str], source: str, *,
     allowed = list(allowed)
     for key in data:
         if key not in allowed:
-            hint = _closest(str(key), allowed)
+            hint = did_you_mean(str(key), allowed)
             raise UserError(f"{source}: unknown {what} key '{key}'{hint}; {what} keys: {', '.join(allowed)}")
 
 
 def _check_config_key(key: str, source: str, where: str) -> None:
-    keys = all_keys()
-    if key not in keys:
-        raise UserError(f"{source}: {where}: '{key}' is not a config key{_closest(key, keys)}; "
-                        "resnetlab config --keys lists them")
-
-
-def _closest(word: str, options: list[str]) -> str:
-    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"; did you mean '{match[0]}'?" if match else ""
+    try:
+        check_key(key)
+    except UserError as exc:
+        raise UserError(f"{source}: {where}: {exc}; resnetlab config --keys lists them") from None

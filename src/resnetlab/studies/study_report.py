@@ -1,5 +1,6 @@
-"""study.md and its plots: the seed-000 results table with mean ± std over seeds, the
-seed-004 table of deltas against a baseline, failed runs with their errors, and two figures.
+"""study.md and its plots: the results table (model, optimizer, lr, batch, image size, augmentation,
+metrics) with mean ± std over seeds, the deltas against a baseline, failed runs with their errors,
+and two figures.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from resnetlab.atomic_write import atomic_write, write_text  # noqa: E402
 from resnetlab.evaluation.report import fmt_duration, fmt_value, table  # noqa: E402
-from resnetlab.studies.results import SETTING_KEYS, StudyResults, mean_std, read_history  # noqa: E402
-from resnetlab.studies.spec import lower_is_better  # noqa: E402
+from resnetlab.metric_direction import lower_is_better  # noqa: E402
+from resnetlab.studies.results import (  # noqa: E402
+    SETTING_KEYS,
+    StudyResults,
+    load_results,
+    mean_std,
+    read_history,
+    write_results,
+)
 
 DPI = 130
 SETTING_HEADERS = {"model.name": "model", "optim.name": "optimizer", "optim.lr": "lr", "train.batch_size": "batch",
@@ -33,6 +42,13 @@ def fmt_mean_std(stats: dict[str, Any], digits: int = 4) -> str:
     return text + (f" ± {stats['std']:.{digits}f}" if stats.get("std") is not None else "")
 
 
+def write_all(root: str | Path) -> Path:
+    """Results files, study.md and plots for the study folder ``root``; returns study.md."""
+    results = load_results(root)
+    write_results(results)
+    return write_study_report(results)
+
+
 def write_study_report(results: StudyResults) -> Path:
     root = results.root
     plots = root / "plots"
@@ -47,9 +63,7 @@ def write_study_report(results: StudyResults) -> Path:
         lines += ["## Plots", ""]
         for caption, path in figures:
             lines += [f"![{caption}](plots/{path.name})", "", f"_{caption}._", ""]
-    out = root / "study.md"
-    out.write_text("\n".join(lines), encoding="utf-8")
-    return out
+    return write_text(root / "study.md", "\n".join(lines))
 
 
 # ---------------------------------------------------------------- sections
@@ -216,10 +230,10 @@ def _mean_curve(histories: list[list[dict[str, Any]]], key: str) -> tuple[list[i
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def _is_number(value: Any) -> bool:

@@ -6,6 +6,19 @@ these parts from a config; this package never sees a config.
 """
 
 from resnetlab.training.checkpoint import atomic_save, load_checkpoint
-from resnetlab.training.loop import LoopState, StagePlan, TrainParts, fit
+from resnetlab.training.checkpointer import Checkpointer
+from resnetlab.training.loop import (
+    Compute,
+    Control,
+    Diverged,
+    LoopState,
+    OutOfMemory,
+    StagePlan,
+    Stages,
+    StepRules,
+    TrainParts,
+    fit,
+)
 
-__all__ = ["LoopState", "StagePlan", "TrainParts", "atomic_save", "fit", "load_checkpoint"]
+__all__ = ["Checkpointer", "Compute", "Control", "Diverged", "LoopState", "OutOfMemory", "StagePlan", "Stages",
+           "StepRules", "TrainParts", "atomic_save", "fit", "load_checkpoint"]

@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from resnetlab.atomic_write import atomic_write
 from resnetlab.errors import UserError
 from resnetlab.safe_load import load_tensors
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A rename within one file system is atomic, so a reader (or a kill -9) sees either the
-    old complete file or the new complete file, never a torn one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    """``torch.save`` through :func:`~resnetlab.atomic_write.atomic_write`: a reader (or a kill -9)
+    sees either the old complete checkpoint or the new complete one, never a torn one."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu",

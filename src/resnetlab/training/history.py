@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 from pathlib import Path
 from typing import Any
+
+from resnetlab.atomic_write import write_json, write_text
 
 
 class History:
@@ -21,14 +23,15 @@ class History:
 
     def write(self, folder: Path) -> None:
         rows = [{k: _jsonable(v) for k, v in row.items()} for row in self.rows]
-        (folder / "history.json").write_text(json.dumps(rows, indent=1))
+        write_json(folder / "history.json", rows, indent=1)
         keys: list[str] = []
         for row in rows:
             keys += [k for k in row if k not in keys]
-        with open(folder / "history.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
+        handle = io.StringIO(newline="")
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(folder / "history.csv", handle.getvalue())
 
     def state_dict(self) -> dict:
         return {"rows": self.rows}

@@ -126,6 +126,7 @@ class Control:
     # host-device sync per call (free on the CPU), none between calls.
     on_step: list[Callable[[int, float, float], None]] = field(default_factory=list)
     log_steps: int = 0
+    after_step: list[Callable[[], None]] = field(default_factory=list)  # after every optimizer step, no sync
 
 
 @dataclass
@@ -236,6 +237,8 @@ def _train_epoch(p: TrainParts, state: LoopState, e: _Epoch) -> None:
         set_lr(p.optimizer, e.lr)
         _step(p, keep_grads=done == e.micro_batches)
         state.step += 1
+        for hook in c.after_step:
+            hook()
         if check:
             rate = state.seen / max(time.perf_counter() - e.started, 1e-9)
             per_micro = (time.perf_counter() - local_start) / max(1, done - resumed_at)

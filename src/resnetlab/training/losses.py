@@ -1,4 +1,4 @@
-"""Loss functions: cross-entropy (hard or mixed targets) with the seed-001 soft-accuracy terms,
+"""Loss functions: cross-entropy (hard or mixed targets) with soft accuracy and MPCA terms,
 and the regression losses."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def soft_accuracy_terms(logits: Tensor, targets: Tensor, num_classes: int) -> tu
     """Differentiable accuracy and mean per-class accuracy.
 
     The probability given to the true class stands in for "correct"; averaging it per class
-    and then over the classes present in the batch is a soft MPCA (seed 001), which pulls
+    and then over the classes present in the batch is a soft MPCA, which pulls
     the rare classes up where plain cross-entropy lets the frequent ones dominate.
     """
     probs = logits.float().softmax(dim=1)

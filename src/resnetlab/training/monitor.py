@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
-_MINIMIZED = ("loss", "error", "rmse", "mae")
+from resnetlab.metric_direction import lower_is_better
 
 
 def infer_mode(key: str, mode: str) -> str:
+    """``mode`` as given, or for ``auto`` min/max by the metric's direction."""
     if mode != "auto":
         return mode
-    return "min" if any(word in key.rsplit("/", 1)[-1] for word in _MINIMIZED) else "max"
+    return "min" if lower_is_better(key) else "max"
 
 
 class Monitor:

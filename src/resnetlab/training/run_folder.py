@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import resource
 import subprocess
@@ -13,6 +12,7 @@ from typing import Any
 
 import torch
 
+from resnetlab.atomic_write import write_json, write_text
 from resnetlab.config.schema import folder_name_problem
 from resnetlab.data.bundle import DataBundle
 from resnetlab.errors import UserError
@@ -72,7 +72,7 @@ def provenance(*, device: torch.device, data_hash: str, extra: dict[str, Any] | 
 def write_data_record(run_dir: Path, bundle: DataBundle) -> None:
     """data_summary.json (splits and class counts) and skipped_files.txt (each bad file and why)."""
     write_json(run_dir / "data_summary.json", bundle.summary())
-    (run_dir / "skipped_files.txt").write_text("".join(f"{b.path}\t{b.reason}\n" for b in bundle.skipped))
+    write_text(run_dir / "skipped_files.txt", "".join(f"{b.path}\t{b.reason}\n" for b in bundle.skipped))
 
 
 def peak_rss_mb() -> float:
@@ -85,20 +85,6 @@ def peak_device_mb(device: torch.device) -> float | None:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return None
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_default))
-    tmp.replace(path)
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 # What training writes into a run folder: nothing else (eval, predict) may write over them.

@@ -1,0 +1,145 @@
+"""Fashion-MNIST time to accuracy: a preset over N seeds against a plain one-cycle ResNet-20 at the same budget.
+
+    python benchmarks/time_to_accuracy.py [--preset fmnist-fast] [--seeds 3] [extra overrides...]
+
+Each seed runs the whole command (`resnetlab train preset=... train.seed=S`: loading, training,
+final evaluation) in its own process and reads the test accuracy from the run folder. The
+reference is a plain PyTorch script: ResNet-20 (the same architecture), bf16 autocast where the
+CPU has it, SGD + OneCycleLR at batch 256, flips and 2-px shifts on whole batches, trained for as
+many steps as fit in the preset's mean wall time (its speed measured on its first steps). Prints
+accuracy mean ± std and wall time; writes benchmarks/results/time_to_accuracy_<preset>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def run_preset(preset: str, seed: int, extra: list[str], out: Path) -> tuple[float, float]:
+    """(test accuracy, wall seconds) of one whole `resnetlab train` command."""
+    name = f"{preset}-seed{seed}"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "resnetlab", "train", f"preset={preset}", f"train.seed={seed}",
+                    f"output.dir={out}", f"output.name={name}", "output.progress=false", *extra], check=True)
+    seconds = time.perf_counter() - start
+    final = json.loads((out / name / "final_results.json").read_text())
+    return final["test_accuracy"], seconds
+
+
+def read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path) as handle:
+        data = handle.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def plain_reference(budget_s: float, seed: int, subset: int | None = None) -> tuple[float, float, int]:
+    """(test accuracy, seconds, steps) of the plain script trained for ``budget_s`` seconds."""
+    import torch
+    import torch.nn.functional as F
+
+    from resnetlab.models import create_model
+    from resnetlab.training.device import _cpu_has_bf16
+
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    x = torch.from_numpy(read_idx(FMNIST / "train-images-idx3-ubyte.gz").copy())[:subset]
+    y = torch.from_numpy(read_idx(FMNIST / "train-labels-idx1-ubyte.gz").astype(np.int64))[:subset]
+    xt = torch.from_numpy(read_idx(FMNIST / "t10k-images-idx3-ubyte.gz").copy())
+    yt = torch.from_numpy(read_idx(FMNIST / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    mean, std = x.float().mean() / 255, x.float().std() / 255
+    prep = lambda images: ((images.float() / 255 - mean) / std).unsqueeze(1)
+    dtype = torch.bfloat16 if _cpu_has_bf16() else None
+    model = create_model("resnet20", num_classes=10, stem="cifar", in_channels=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    batch = 256
+
+    def train_step(index: torch.Tensor) -> None:
+        images = prep(x[index])
+        flip = torch.rand(len(index)) < 0.5
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        dx, dy = (int(v) for v in torch.randint(-2, 3, (2,)))  # one shift per batch keeps it cheap
+        images = torch.roll(images, shifts=(dy, dx), dims=(2, 3))
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            loss = F.cross_entropy(model(images).float(), y[index], label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def batches():
+        while True:
+            yield from torch.randperm(len(x)).split(batch)
+
+    stream = batches()
+    probe_start = time.perf_counter()
+    for _ in range(5):  # speed probe at the starting lr, counted in the budget
+        train_step(next(stream))
+    per_step = (time.perf_counter() - probe_start) / 5
+    steps = max(1, int((budget_s - (time.perf_counter() - start)) / per_step * 0.85))  # leave room to evaluate
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=steps)
+    model.train()
+    for _ in range(steps):
+        train_step(next(stream))
+        sched.step()
+    model.eval()
+    correct = 0
+    with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+        for images, labels in zip(xt.split(1000), yt.split(1000)):
+            images = prep(images)
+            logits = model(images).float() + model(images.flip(-1)).float()  # test-time flip, as the preset
+            correct += int((logits.argmax(1) == labels).sum())
+    return correct / len(xt), time.perf_counter() - start, steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="fmnist-fast")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--reference-subset", type=int, default=None, help=argparse.SUPPRESS)  # smoke runs
+    args, extra = parser.parse_known_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):  # preset and reference alternate, so both see the same load
+            accuracy, seconds = run_preset(args.preset, seed, extra, Path(tmp))
+            ref_acc, ref_s, ref_steps = plain_reference(seconds, seed, args.reference_subset)
+            rows.append({"seed": seed, "accuracy": accuracy, "seconds": seconds, "plain_accuracy": ref_acc,
+                         "plain_seconds": ref_s, "plain_steps": ref_steps})
+            print(f"seed {seed}: {args.preset} {accuracy:.4f} in {seconds:.0f} s   plain one-cycle ResNet-20 "
+                  f"{ref_acc:.4f} in {ref_s:.0f} s ({ref_steps} steps)", flush=True)
+    summary = {key: _mean_std([r[key] for r in rows]) for key in ("accuracy", "seconds", "plain_accuracy")}
+    print(f"{args.preset}: test accuracy {_fmt(summary['accuracy'])}, wall {_fmt(summary['seconds'], 0)} s; "
+          f"plain reference at the same budget {_fmt(summary['plain_accuracy'])} ({len(rows)} seeds)")
+    RESULTS.mkdir(exist_ok=True)
+    import os
+    import platform
+
+    (RESULTS / f"time_to_accuracy_{args.preset}.json").write_text(json.dumps(
+        {"machine": {"cpu": platform.processor(), "cores": os.cpu_count(), "load_average": os.getloadavg()},
+         "preset": args.preset, "overrides": extra, "rows": rows, "summary": summary}, indent=1) + "\n")
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+
+
+def _fmt(pair: tuple[float, float], digits: int = 4) -> str:
+    return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
+
+
+if __name__ == "__main__":
+    main()
