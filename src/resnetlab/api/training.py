@@ -555,6 +555,8 @@ def _run(parts: TrainParts, state: LoopState, dist: DistInfo, run_dir: Path, cfg
             fit(parts, state)
     except Interrupted as stopped:
         stopped.run_dir = run_dir
+        # Every process has written its last lines before any exits: torchrun ends the others when one does.
+        barrier(dist)
         raise
     except RunDiverged:
         raise
