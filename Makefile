@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 TORCH  ?= torch==2.13.0
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test setup dev fashion-mnist postgresql bench clean
+.PHONY: run test lint setup dev fashion-mnist postgresql bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,7 +42,10 @@ postgresql:
 		>/dev/null 2>&1 || echo "note: could not install postgresql; the PostgreSQL search test will skip"; \
 	fi
 
-test: $(VENV)/.dev fashion-mnist postgresql
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check src tests benchmarks
+
+test: $(VENV)/.dev fashion-mnist postgresql lint
 	$(VENV)/bin/pytest -q
 
 bench: setup fashion-mnist

@@ -143,8 +143,8 @@ def main() -> None:
 
 def markdown(saved: dict) -> str:
     """The README's table: img/s without and with the busy process, and the ratios."""
-    lines = ["| case | plain idle | plain contended | resnetlab idle | resnetlab contended | resnetlab/plain, idle "
-             "| resnetlab/plain, contended |", "|---|---|---|---|---|---|---|"]
+    lines = [("| case | plain idle | plain contended | resnetlab idle | resnetlab contended | resnetlab/plain, idle "
+             "| resnetlab/plain, contended |"), "|---|---|---|---|---|---|---|"]
     for row in saved["rows"]:
         p, r = row["plain"], row["resnetlab"]
         lines.append(f"| {row['model']}@{row['size']} b{row['batch']} {row['precision']} | {p['idle']:.1f} | "

@@ -26,7 +26,7 @@ def measure(model: torch.nn.Module, images: np.ndarray, batch: int, dtype: torch
             channels_last: bool, compile: bool) -> tuple[float, float, np.ndarray]:
     """(images/s of the timed pass, seconds of the first pass, logits)."""
     loader = BatchLoader(images, np.zeros(len(images), dtype=np.int64), batch_size=batch, device=torch.device("cpu"))
-    prepare = lambda x: x.float().div_(255.0)  # noqa: E731
+    prepare = lambda x: x.float().div_(255.0)
     if compile:  # one compiled module for both passes, as eval and predict keep it for a whole run
         model = torch.compile(model)
     start = time.perf_counter()

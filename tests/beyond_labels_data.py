@@ -34,7 +34,7 @@ def distort(image: Image.Image, kind: str, strength: float, rng: np.random.Gener
         pixels = pixels + rng.normal(0.0, 50.0 * strength, pixels.shape)
         return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=int(round(95 - 90 * strength)))
+    image.save(buffer, format="JPEG", quality=round(95 - 90 * strength))
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 

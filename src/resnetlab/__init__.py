@@ -35,4 +35,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'resnetlab' has no attribute {name!r}")
 
 
-__all__ = [*_API, "build_config", "Config", "__version__"]
+__all__ = ["Config", "TrainResult", "__version__", "build_config", "build_model", "evaluate", "predict", "summary",
+           "train"]

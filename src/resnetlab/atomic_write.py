@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 
 def temp_path(path: str | Path, *, suffix: str = "") -> Path:

@@ -8,7 +8,7 @@ else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 
 class UserError(ValueError):

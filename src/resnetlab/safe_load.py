@@ -26,7 +26,7 @@ def load_tensors(path: str | Path, *, what: str, advice: str,
     tensors on disk until used (for reading a checkpoint's settings only)."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except Exception as err:  # a damaged file fails in many ways: UnpicklingError, BadZipFile, EOFError...
+    except Exception as err:  # a damaged file fails in many ways: UnpicklingError, BadZipFile, EOFError...  # noqa: BLE001
         found = _REFUSED_GLOBAL.search(str(err))
         if found:
             # The unpickler stopped at the global, so whatever the file meant to run never ran.

@@ -145,8 +145,8 @@ CASES = [
     Case("checkpoint-text-file", ["eval", "{T}/notes.txt"], ["{T}/notes.txt is corrupt or not a PyTorch file"]),
     Case("checkpoint-crafted-pickle-refused", ["eval", "{T}/crafted.pt"], ["{T}/crafted.pt was refused",
                                                                            "(print)", "you trust"]),
-    Case("checkpoint-plain-state-dict", ["eval", "{T}/state_dict.pt"], ["{T}/state_dict.pt is not a resnetlab "
-                                                                        "checkpoint", "model.weights=PATH"]),
+    Case("checkpoint-plain-state-dict", ["eval", "{T}/state_dict.pt"], [("{T}/state_dict.pt is not a resnetlab "
+                                                                        "checkpoint"), "model.weights=PATH"]),
     Case("checkpoint-weights-do-not-fit-its-config", ["eval", "{T}/tampered.pt"],
          ["{T}/tampered.pt: its weights do not fit", "model.name=resnet32"]),
     Case("folder-without-checkpoints", ["eval", "{T}/empty"], ["{T}/empty is not a run folder",
@@ -226,11 +226,11 @@ CASES = [
          ["--out {RUN}/metrics.json would write over"]),
     Case("eval-out-is-the-run", ["eval", "{RUN}", "--out", "{RUN}"], ["--out {RUN} is the run folder",
                                                                     "eval-mine"]),
-    Case("eval-out-inside-run-outputs", ["eval", "{RUN}", "--out", "{RUN}/plots"], ["--out {RUN}/plots would "
-                                                                                  "write over"]),
+    Case("eval-out-inside-run-outputs", ["eval", "{RUN}", "--out", "{RUN}/plots"], [("--out {RUN}/plots would "
+                                                                                  "write over")]),
     Case("eval-out-is-another-run", ["eval", "{T}/blocked", "--out", "{RUN}"], ["--out {RUN} is the run folder"]),
-    Case("resume-finished-run", ["train", "--resume", "{RUN}"], ["{RUN} is finished", "nothing to do, nothing "
-                                                                 "changed", "raise train.epochs"]),
+    Case("resume-finished-run", ["train", "--resume", "{RUN}"], ["{RUN} is finished", ("nothing to do, nothing "
+                                                                 "changed"), "raise train.epochs"]),
     Case("resume-auto-finished-run", ["train", *QUICK, "output.dir={T}", "output.name=run", "train.resume=auto"],
          ["{RUN} is finished"]),
     Case("eval-folder-unwritable", ["eval", "{T}/blocked"], ["{T}/blocked/eval-val", "cannot create the folder", "is a file"]),

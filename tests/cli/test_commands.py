@@ -234,7 +234,7 @@ def test_the_picker_takes_enter_a_number_or_stops_on_end_of_input():
     from resnetlab.config import list_presets
     from resnetlab.errors import UserError
 
-    quiet = lambda line: None  # noqa: E731
+    quiet = lambda line: None
     assert pick_preset(ask=lambda prompt: "", say=quiet) == "quick"
     assert pick_preset(ask=lambda prompt: "1", say=quiet) == list_presets()[0]
 

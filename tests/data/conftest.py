@@ -6,8 +6,9 @@ import functools
 import http.server
 import pickle
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest

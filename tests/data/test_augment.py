@@ -14,9 +14,9 @@ from resnetlab.data.augment import BatchAugment, normalize, shift_hue, warp, war
 
 # The CIFAR-10 ResNet-18 recipe (cifar-resnet18 preset), plus every op it leaves off, so one config
 # exercises all code paths.
-EVERYTHING = dict(hflip=0.5, vflip=0.2, crop_padding=4, resized_crop=True, rotation=15, translate=0.1,
-                  scale=[0.9, 1.1], brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1, erasing=0.3,
-                  mixup=0.2, cutmix=1.0)
+EVERYTHING = {"hflip": 0.5, "vflip": 0.2, "crop_padding": 4, "resized_crop": True, "rotation": 15, "translate": 0.1,
+                  "scale": [0.9, 1.1], "brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.1, "erasing": 0.3,
+                  "mixup": 0.2, "cutmix": 1.0}
 
 # 0.5 * 255 is no whole number, so no 8-bit pixel normalizes to exactly 0 (the erasing fill).
 MEAN, STD = 0.5, 0.25
@@ -52,7 +52,7 @@ def to_uint8(unit: torch.Tensor) -> torch.Tensor:
 def test_normalize_matches_the_formula():
     x = images()
     mean, std = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
-    as_column = lambda values: torch.tensor(values, dtype=torch.float64).view(1, 3, 1, 1)  # noqa: E731
+    as_column = lambda values: torch.tensor(values, dtype=torch.float64).view(1, 3, 1, 1)
     expected = (x.double() / 255 - as_column(mean)) / as_column(std)
     out = normalize(x, mean, std)
     assert out.dtype == torch.float32
@@ -121,7 +121,7 @@ def test_crop_with_padding_is_a_shifted_copy_per_image(flip):
     # Channels encode the source row and column, all non-zero so the padding stands out.
     pattern = torch.stack([rows + 1, cols + 1, (rows * 16 + cols) % 250 + 1]).to(torch.uint8)
     x = pattern.expand(n, -1, -1, -1)
-    flips = dict(hflip=1.0, vflip=1.0) if flip else {}
+    flips = {"hflip": 1.0, "vflip": 1.0} if flip else {}
     out = to_uint8(augment(unit=True, crop_padding=pad, **flips)(x, labels(n))[0])
     if flip:  # crop and flips share one gather per axis; the result is a shift of the mirror
         pattern = pattern.flip(-1, -2)
@@ -216,10 +216,10 @@ def test_one_warp_equals_the_crop_then_the_affine():
     n, h, w = 4, 16, 24
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     x = torch.stack([rows / h, cols / w, (rows + cols) / (h + w)]).float().expand(n, -1, -1, -1)
-    crop = dict(crop_size=torch.tensor([[14.0, 9.0], [20.0, 12.0], [10.0, 10.0], [24.0, 16.0]]),
-                crop_centre=torch.tensor([[2.0, -1.0], [-1.5, 0.5], [4.0, 2.5], [0.0, 0.0]]))
-    affine = dict(angle=torch.tensor([0.1, -0.2, 0.25, 0.0]), zoom=torch.tensor([1.1, 0.9, 1.0, 1.2]),
-                  shift=torch.tensor([[1.5, -2.0], [-1.0, 0.5], [2.0, 2.0], [-3.0, 1.0]]))
+    crop = {"crop_size": torch.tensor([[14.0, 9.0], [20.0, 12.0], [10.0, 10.0], [24.0, 16.0]]),
+                "crop_centre": torch.tensor([[2.0, -1.0], [-1.5, 0.5], [4.0, 2.5], [0.0, 0.0]])}
+    affine = {"angle": torch.tensor([0.1, -0.2, 0.25, 0.0]), "zoom": torch.tensor([1.1, 0.9, 1.0, 1.2]),
+                  "shift": torch.tensor([[1.5, -2.0], [-1.0, 0.5], [2.0, 2.0], [-3.0, 1.0]])}
     once = warp(x, warp_theta(n, h, w, **crop, **affine))
     twice = warp(warp(x, warp_theta(n, h, w, **crop)), warp_theta(n, h, w, **affine))
     centre = (slice(None), slice(None), slice(5, 11), slice(8, 16))

@@ -119,8 +119,8 @@ def test_lookup_order_and_not_found(tmp_path: Path, cfg, log, cifar, monkeypatch
 
 
 @pytest.mark.parametrize("source, message", [
-    ("fashion_mnist", r"data.source: fashion_mnist not found \(did you mean 'fashion-mnist'\?\); give an image "
-                      r"folder, a CSV manifest or one of digits, fashion-mnist, cifar10, cifar100"),
+    ("fashion_mnist", (r"data.source: fashion_mnist not found \(did you mean 'fashion-mnist'\?\); give an image "
+                      r"folder, a CSV manifest or one of digits, fashion-mnist, cifar10, cifar100")),
     ("CIFAR-10", r"did you mean 'cifar10'\?"),
     ("digts", r"did you mean 'digits'\?"),
     ("/no/such/folder", r"data.source: /no/such/folder not found; give an image folder"),

@@ -50,12 +50,12 @@ def test_mid_epoch_resume_continues_the_same_batches():
 def test_training_shards_cover_everything_with_equal_steps():
     shards = [_epoch(_loader(shuffle=True, seed=2, rank=r, world_size=3)) for r in range(3)]
     assert len({len(s) for s in shards}) == 1
-    assert set(sum(shards, [])) == set(range(23))
+    assert {i for shard in shards for i in shard} == set(range(23))
 
 
 def test_evaluation_shards_count_each_sample_exactly_once():
     shards = [_epoch(_loader(shuffle=False, rank=r, world_size=2)) for r in range(2)]
-    merged = sum(shards, [])
+    merged = [i for shard in shards for i in shard]
     assert sorted(merged) == list(range(23)) and len(merged) == 23
 
 

@@ -116,7 +116,7 @@ def koniq(tmp_path: Path, image) -> Path:
 
 
 def test_image_root_resolves_bare_names_in_a_sibling_folder(koniq: Path, cfg, log) -> None:
-    settings = dict(task="regression", image_column="image_name", label_column="MOS", val_ratio=0.2, test_ratio=0.2)
+    settings = {"task": "regression", "image_column": "image_name", "label_column": "MOS", "val_ratio": 0.2, "test_ratio": 0.2}
     with pytest.raises(UserError, match=r"none of the 10 listed images exist; paths are relative to "
                                         rf"{koniq.parent} \(e.g. first: 1000.jpg\) — set data.image_root=FOLDER"):
         load_data(**cfg(koniq, **settings), log=log)

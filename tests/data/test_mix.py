@@ -106,7 +106,7 @@ def test_regression_targets_mix_linearly():
 
 def test_no_mixing_keeps_integer_labels():
     y = labels()
-    out, targets = augment(hflip=0.5)(flat_images(), y)
+    _out, targets = augment(hflip=0.5)(flat_images(), y)
     assert targets is y and targets.dtype == torch.int64
 
 

@@ -13,8 +13,9 @@ mlflow = pytest.importorskip("mlflow")
 
 
 def test_a_run_logs_params_epoch_metrics_final_scores_and_its_folder(tmp_path: Path, monkeypatch) -> None:
-    import resnetlab
     from mlflow.tracking import MlflowClient
+
+    import resnetlab
 
     monkeypatch.chdir(tmp_path)  # file:./mlruns, as a user types it
     result = resnetlab.train(overrides=["preset=test", "train.epochs=2", "train.threads=1", "output.mlflow=file:./mlruns",

@@ -200,8 +200,7 @@ def test_comparison_of_two_runs(tmp_path):
     header = ("| run | model | data | optimizer | lr | batch | image size | augmentation | best epoch | "
               "val acc | test acc | top5 (val) | mpca (val) | F1 macro (val) | time |")
     assert header in text
-    rows = [line for line in text.splitlines() if line.startswith("| [run_a]") or
-            line.startswith("| run_b")]
+    rows = [line for line in text.splitlines() if line.startswith(("| [run_a]", "| run_b"))]
     assert len(rows) == 2
     assert rows[0].startswith("| [run_a](../run_a/report.md) | resnet18 | pets | sgd | 0.05 | 32 | 64 "
                               "| yes | 2 | 0.3750 |")

@@ -132,8 +132,8 @@ def test_search_input_mistakes(tmp_path):
      "space: optim.name low 1: config key 'optim.name' got '1'"),
     ({"space": {"train.label_smoothing": {"type": "uniform", "low": 0.0, "high": 2.0}}}, [],
      "space: train.label_smoothing high 2.0: config key 'train.label_smoothing'"),
-    ({"metric": "val/acc"}, [], "metric: val/acc is not a metric of a classification run; "
-                                "did you mean 'val/accuracy'?"),
+    ({"metric": "val/acc"}, [], ("metric: val/acc is not a metric of a classification run; "
+                                "did you mean 'val/accuracy'?")),
     ({"metric": "val/accuracy"}, ["data.task=regression"], "metric: val/accuracy is not a metric of a regression run"),
 ])
 def test_space_values_and_metric_are_checked_before_any_trial(tmp_path, extra, overrides, message):

@@ -1,6 +1,7 @@
 """Studies end to end on tiny digits runs (preset=test: 8 px, 128 training images)."""
 
 import csv
+import itertools
 import json
 import os
 
@@ -217,7 +218,7 @@ def test_jobs_run_in_parallel_processes_and_give_the_same_results(tmp_path, caps
     assert len(spans) == 4 and spans[1][0] < spans[0][1]
     seq_spans = sorted((os.stat(d / RUN_FILE).st_mtime, os.stat(d / "metrics.json").st_mtime)
                        for d in (tmp_path / "seq").iterdir() if (d / RUN_FILE).is_file())
-    assert all(later[0] >= earlier[1] for earlier, later in zip(seq_spans, seq_spans[1:]))
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(seq_spans))
 
 
 def test_cli_lists_builtins_and_rejects_a_bad_study(tmp_path, capsys):

@@ -37,7 +37,7 @@ def test_sigint_saves_last_and_the_resumed_run_matches_an_unstopped_one(tmp_path
                             stderr=subprocess.PIPE, text=True)
     _wait_for(tmp_path / "stopped" / "last.pt", proc)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert f"resnetlab train --resume {tmp_path / 'stopped'}" in err
     assert "Traceback" not in err

@@ -20,9 +20,9 @@ COMMON = ["preset=test", "data.subset=512", "data.image_size=12", "train.epochs=
 
 def _initial_fc(tmp_path) -> torch.Tensor:
     """The head the runs started from: the same seed, the same model, before any step."""
+    from resnetlab.api.assemble import build_model
     from resnetlab.config import build_config
     from resnetlab.training.device import seed_everything
-    from resnetlab.api.assemble import build_model
 
     cfg = build_config([*COMMON, "model.freeze=backbone"])
     seed_everything(cfg.train.seed, deterministic=True)
@@ -114,7 +114,7 @@ def test_the_loader_splits_one_global_batch_between_processes():
     from resnetlab.data.loader import BatchLoader
 
     images, targets = _data()
-    kw = dict(device=torch.device("cpu"), shuffle=True, seed=5)
+    kw = {"device": torch.device("cpu"), "shuffle": True, "seed": 5}
     single = [b.index for b in BatchLoader(images, targets, batch_size=16, **kw)]
     shards = [[b.index for b in BatchLoader(images, targets, batch_size=8, rank=r, world_size=2, **kw)]
               for r in (0, 1)]

@@ -12,8 +12,8 @@ import pytest
 
 import resnetlab
 from beyond_labels_data import digit_images, write_manifest
-from resnetlab.config import build_config
 from resnetlab.api.assemble import data_kwargs
+from resnetlab.config import build_config
 from resnetlab.data.sources import load_data
 
 FRAMES = 8

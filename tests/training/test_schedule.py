@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -14,7 +15,7 @@ def test_warmup_is_linear_then_cosine_decays_to_min():
     lrs = _lrs("cosine", warmup_epochs=2, warmup_start=0.0, min_lr=0.001)
     assert lrs[0] == 0.0 and lrs[10] == pytest.approx(0.05)
     assert lrs[20] == pytest.approx(0.1)
-    assert all(a >= b for a, b in zip(lrs[20:], lrs[21:]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[20:]))
     assert lrs[-1] == pytest.approx(0.001, abs=1e-3)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -372,10 +373,11 @@ class Task:
 
 
 def make_loader(split: Split, task: Task, *, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0,
-            dist: DistInfo = DistInfo(), sample_weights: np.ndarray | None = None, repeat: int = 1) -> BatchLoader:
+            dist: DistInfo | None = None, sample_weights: np.ndarray | None = None, repeat: int = 1) -> BatchLoader:
     return BatchLoader(split.images, task.encode_targets(split.targets), batch_size=batch_size, device=device,
                        shuffle=shuffle, drop_last=False, seed=seed, features=split.features,
-                       sample_weights=sample_weights, rank=dist.rank, world_size=dist.world_size, repeat=repeat)
+                       sample_weights=sample_weights, rank=dist.rank if dist else 0,
+                       world_size=dist.world_size if dist else 1, repeat=repeat)
 
 
 

@@ -7,8 +7,9 @@ results of both are written by :mod:`resnetlab.api.outputs`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ class Evaluator:
     tta: bool = False
     keep_features: bool = False
     compile: bool = False
-    dist: DistInfo = DistInfo()
+    dist: DistInfo = field(default_factory=DistInfo)
     prefix: str = "val/"
 
     def outputs(self) -> Outputs:

@@ -8,8 +8,9 @@ writes its metrics, plots and report into an evaluation folder. Both go through
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch

@@ -7,9 +7,10 @@ import functools
 import gc
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,7 +62,6 @@ from resnetlab.training.distributed import (
     barrier,
     broadcast_object,
     check_sync_bn,
-    gather_objects,
     init_distributed,
 )
 from resnetlab.training.history import History
@@ -607,17 +607,17 @@ def _banner_rows(cfg: Config, bundle: DataBundle, device: torch.device, amp_dtyp
     start = f"pretrained {m.pretrained}" if not m.weights else \
         f"weights {m.weights}" + (f" (over {m.pretrained})" if m.pretrained != "none" else "")
     return [
-        ("data", f"{bundle.source}: {len(bundle.train)} train / {len(bundle.val)} val / {test} test, "
+        ("data", (f"{bundle.source}: {len(bundle.train)} train / {len(bundle.val)} val / {test} test, "
                  f"{bundle.channels}x{bundle.image_size}x{bundle.image_size}, "
-                 f"{targets}, {len(bundle.skipped)} skipped"),
+                 f"{targets}, {len(bundle.skipped)} skipped")),
         ("model", f"{m.name} ({num_params:,} params), stem {m.stem}, {start}" + _variant_words(cfg)),
-        ("optim", f"{cfg.optim.name} lr {cfg.optim.lr:g}{lr_words(cfg)}, wd {cfg.optim.weight_decay:g}, "
-                  f"schedule {cfg.schedule.name} (warmup {cfg.schedule.warmup_epochs:g} ep)"),
-        ("train", f"{stages}, batch {cfg.train.batch_size}x{cfg.train.accumulate}, monitor {monitor_key(cfg)}, "
-                  f"early stop {cfg.train.early_stopping or 'off'}"),
+        ("optim", (f"{cfg.optim.name} lr {cfg.optim.lr:g}{lr_words(cfg)}, wd {cfg.optim.weight_decay:g}, "
+                  f"schedule {cfg.schedule.name} (warmup {cfg.schedule.warmup_epochs:g} ep)")),
+        ("train", (f"{stages}, batch {cfg.train.batch_size}x{cfg.train.accumulate}, monitor {monitor_key(cfg)}, "
+                  f"early stop {cfg.train.early_stopping or 'off'}")),
         ("augment", augment.summary()),
-        ("device", f"{device}, {precision}, channels_last {channels_last}, {torch.get_num_threads()} threads, "
-                   f"{dist.world_size} process(es)"),
+        ("device", (f"{device}, {precision}, channels_last {channels_last}, {torch.get_num_threads()} threads, "
+                   f"{dist.world_size} process(es)")),
     ]
 
 

@@ -9,7 +9,8 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from resnetlab.cli import baseline_commands, commands, completion, export_commands, study_commands, version
 from resnetlab.cli.flag_hints import flag_hint

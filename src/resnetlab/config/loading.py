@@ -8,11 +8,13 @@ Every problem is a :class:`UserError` naming the key or file and what is accepte
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -71,7 +73,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 def safe_yaml(text: str) -> Any:
     """``yaml.safe_load`` without aliases: what every user-given YAML text is read with."""
-    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+    return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader that refuses aliases
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -294,7 +296,7 @@ def _check_bounds(value: Any, meta: typing.Mapping, key: str, where: str) -> Non
         raise UserError(f"config key '{key}'{where} got {shorten(value)}{hint}; accepted: {shown}")
     lo, hi = meta.get("min"), meta.get("max")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value != value:  # NaN compares false to every bound
+        if math.isnan(value):  # NaN compares false to every bound
             raise UserError(f"config key '{key}'{where} got NaN; give a number")
         if lo is not None and value < lo:
             raise UserError(f"config key '{key}'{where} must be >= {lo}, got {value}")

@@ -7,8 +7,9 @@ receives these dataclasses (or plain values taken from them), never a dict.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from resnetlab.errors import did_you_mean
 

@@ -19,8 +19,9 @@ import hashlib
 import os
 import pickle
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

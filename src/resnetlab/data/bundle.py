@@ -8,8 +8,9 @@ uint8 images of shape (N, C, H, W), possibly memory-mapped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -23,8 +23,8 @@ import errno
 import os
 import stat
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -104,7 +104,7 @@ def _orientation(img: Image.Image) -> int:
     """The EXIF orientation (1: upright); damaged EXIF must not cost a good picture."""
     try:
         return int(img.getexif().get(0x0112, 1))
-    except Exception:
+    except Exception:  # noqa: BLE001 - a damaged EXIF block: keep the pixels as stored
         return 1
 
 
@@ -151,7 +151,7 @@ def decode_image(path: str | os.PathLike, *, image_size: int, channels: int) -> 
         return BadFile(name, "corrupt image (unreadable header)" if _sniff(path) else "not an image")
     except MemoryError:
         raise
-    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for damaged files
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for damaged files  # noqa: BLE001
         text = " ".join(str(exc).split())
         if "truncated" in text.lower():
             return BadFile(name, "truncated image")
@@ -259,6 +259,6 @@ def probe_channels(paths: Sequence[str], *, sample: int = 64) -> int:
                         return 3
                 elif mode not in {"1", "L", "LA", "La", "F", "P"} | _SIXTEEN_BIT:
                     return 3
-        except Exception:  # unreadable files are reported by the decoder, not here
+        except Exception:  # noqa: BLE001, S112 - unreadable files are reported by the decoder, not here
             continue
     return 1

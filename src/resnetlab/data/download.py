@@ -17,9 +17,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, Mapping, Sequence
+from typing import IO
 
 from resnetlab.atomic_write import atomic_write
 from resnetlab.errors import UserError

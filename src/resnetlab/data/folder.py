@@ -60,7 +60,7 @@ def once_per_file(found: list[tuple[Path, int, int]]) -> tuple[list[tuple[Path, 
         by_real.setdefault(os.path.realpath(path), []).append(i)
     keep: set[int] = set()
     repeats: list[BadFile] = []
-    for real, where in by_real.items():
+    for where in by_real.values():
         direct = [i for i in where if os.path.realpath(found[i][0].parent) == os.path.abspath(found[i][0].parent)]
         kept = (direct or where)[0]
         keep.add(kept)

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from resnetlab.atomic_write import write_json
 from resnetlab.data import decode
 from resnetlab.data.builtin import BUILTINS, load_builtin
 from resnetlab.data.bundle import SPLIT_NAMES, TEST, TRAIN, VAL, BadFile, Catalog, DataBundle, Split
-from resnetlab.atomic_write import write_json
 from resnetlab.data.cache import cache_root, cached_images, files_identity, image_key, read_json
 from resnetlab.data.folder import scan_folder
 from resnetlab.data.manifest import read_manifest

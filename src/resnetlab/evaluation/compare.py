@@ -129,8 +129,8 @@ def write_comparison(run_dirs: list[Path], out_dir: Path) -> Path:
         "",
         table(header, rows, right=right),
         "",
-        "Bold marks the best value in each metric column. top5, mpca and F1 are on the "
-        "validation split; time is the training wall-clock time.",
+        ("Bold marks the best value in each metric column. top5, mpca and F1 are on the "
+        "validation split; time is the training wall-clock time."),
         "",
         "## Validation curves",
         "",

@@ -7,8 +7,8 @@ here, so what is measured during training is what the commands measure later.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from resnetlab.errors import UserError, first_line
 from resnetlab.extras import install_hint
@@ -54,7 +55,7 @@ class MlflowLogger:
             self.run_id = self._client.create_run(experiment_id, run_name=self.run_dir.name).info.run_id
         except UserError:
             raise
-        except Exception as exc:  # any unknown scheme, store or connection failure: say which URI
+        except Exception as exc:  # any unknown scheme, store or connection failure: say which URI  # noqa: BLE001
             raise UserError(f"output.mlflow={uri}: MLflow cannot open experiment '{experiment}' there "
                             f"({first_line(exc).strip()}); check the URI") from None
         items = [Param(k, "null" if v is None else str(v)) for k, v in params.items()]

@@ -9,25 +9,26 @@ Figures are closed after saving so a long run does not pile up open figures.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: training boxes and CI have no display
-import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from scipy.special import softmax  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from scipy.special import softmax
 
-from resnetlab.atomic_write import atomic_write  # noqa: E402
-from resnetlab.evaluation.metrics import ClassificationReport, confused_pairs  # noqa: E402
-from resnetlab.evaluation.regression_metrics import (  # noqa: E402
+from resnetlab.atomic_write import atomic_write
+from resnetlab.evaluation.metrics import ClassificationReport, confused_pairs
+from resnetlab.evaluation.regression_metrics import (
     fit_logistic,
     regression_metrics,
 )
-from resnetlab.metric_direction import lower_is_better  # noqa: E402
+from resnetlab.metric_direction import lower_is_better
 
 DPI = 130
 ANNOTATE_MAX_CLASSES = 20  # beyond this, numbers in confusion cells stop being legible

@@ -16,9 +16,10 @@ Because the report reads files only, it can be rebuilt at any time without the m
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -206,7 +207,7 @@ def fmt_duration(seconds: Any) -> str:
     """95 -> "1m 35s"; under a minute keeps one decimal ("31.7s")."""
     if seconds is None:
         return "—"
-    total = int(round(float(seconds)))
+    total = round(float(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -311,8 +312,8 @@ def _data(run: RunRecord) -> list[str]:
                 for item in skipped[:SKIPPED_LIMIT]]
         lines += [table(["file", "reason"], rows), ""]
         if len(skipped) > SKIPPED_LIMIT:
-            lines += [f"… and {len(skipped) - SKIPPED_LIMIT} more "
-                      "(see data_summary.json).", ""]
+            lines += [(f"… and {len(skipped) - SKIPPED_LIMIT} more "
+                      "(see data_summary.json)."), ""]
     else:
         lines += ["No files were skipped.", ""]
     return lines
@@ -330,8 +331,8 @@ def _metrics(run: RunRecord) -> list[str]:
     splits = [s for s in ("val", "test") if isinstance(run.metrics.get(s), dict)]
     lines = ["## Metrics", ""]
     if run.metrics.get("best_epoch") is not None:
-        lines += [f"Checkpoint from epoch **{run.metrics['best_epoch']}**, "
-                  f"selected by `{run.monitor}`.", ""]
+        lines += [(f"Checkpoint from epoch **{run.metrics['best_epoch']}**, "
+                  f"selected by `{run.monitor}`."), ""]
     if not splits:
         return lines
     scalars = {s: run.split_scalars(s) for s in splits}
@@ -349,11 +350,11 @@ def _metrics(run: RunRecord) -> list[str]:
         rows.append(row)
     lines += [table(["metric"] + splits, rows, right=range(1, len(splits) + 1)), ""]
     if "mpca" in names:
-        lines += ["`mpca` is the mean per-class accuracy over the classes present in the "
-                  "split; the macro averages count every class.", ""]
+        lines += [("`mpca` is the mean per-class accuracy over the classes present in the "
+                  "split; the macro averages count every class."), ""]
     if any(name.startswith("clip_") for name in names):
-        lines += ["`clip_*` metrics score one prediction per clip: the mean of its frames' "
-                  "probabilities (or scores).", ""]
+        lines += [("`clip_*` metrics score one prediction per clip: the mean of its frames' "
+                  "probabilities (or scores)."), ""]
 
     first = splits[0]
     matrix = run.metrics[first].get("confusion_matrix")

@@ -7,8 +7,9 @@ weights on val and test) against the run's settings, ``close`` ends whatever is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch

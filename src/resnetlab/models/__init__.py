@@ -16,6 +16,7 @@ from resnetlab.models.summary import LayerRow, ModelSummary, summarize
 from resnetlab.models.weights import PRETRAINED, PretrainedWeights, get_pretrained, load_pretrained, load_weights_file
 
 __all__ = [
+    "PRETRAINED",
     "BasicBlock",
     "Bottleneck",
     "CifarResNet",
@@ -23,7 +24,6 @@ __all__ = [
     "LayerRow",
     "ModelSummary",
     "MultiScaleResNet",
-    "PRETRAINED",
     "PretrainedWeights",
     "ResNet",
     "SqueezeExcite",

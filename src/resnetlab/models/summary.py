@@ -134,7 +134,7 @@ def _row_modules(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.
             yield full, child
 
 
-def _record(name: str, shapes: dict[str, tuple[int, ...]], order: list[str]):  # noqa: ANN202
+def _record(name: str, shapes: dict[str, tuple[int, ...]], order: list[str]):
     def hook(module: nn.Module, inputs: object, output: object) -> None:
         if name in shapes:  # a module called twice (a shared ReLU) keeps its first row
             return

@@ -19,10 +19,11 @@ import sys
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import yaml
 
@@ -202,7 +203,7 @@ def _sequential(todo: list[PlannedRun], progress: _Progress, outcome: StudyOutco
             raise KeyboardInterrupt from None
         except UserError as exc:
             _record_failure(run, str(exc))
-        except Exception as exc:  # a bug in one run must not end the study; keep its traceback
+        except Exception as exc:  # a bug in one run must not end the study; keep its traceback  # noqa: BLE001
             with open(run.run_dir / LOG_FILE, "a") as log:
                 log.write(traceback.format_exc())
             _record_failure(run, first_line(exc, with_type=True))
@@ -407,7 +408,7 @@ def _score(run_dir: Path) -> str:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     minutes, secs = divmod(seconds, 60)

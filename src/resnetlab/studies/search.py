@@ -20,10 +20,11 @@ import socket
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -432,12 +433,12 @@ def write_search_report(study: optuna.Study, spec: SearchSpec, *, root: Path, tr
     if spec.description:
         lines += [spec.description.strip(), ""]
     state_text = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "no trials yet"
-    lines += [f"Budget {trials} trials (complete + pruned), shared by every worker; {state_text}. "
+    lines += [(f"Budget {trials} trials (complete + pruned), shared by every worker; {state_text}. "
               f"Metric `{spec.metric}` ({spec.direction}). Sampler {_describe(spec.sampler)}, "
-              f"pruner {_describe(spec.pruner)}. Storage `{storage}`. From {spec.source}.", ""]
+              f"pruner {_describe(spec.pruner)}. Storage `{storage}`. From {spec.source}."), ""]
     if best is not None:
-        lines += ["## Best trial", "", f"Trial {best['number']}: `{spec.metric}` = **{best['value']:.4f}** "
-                  f"(run folder `{best['run_dir']}`).", "",
+        lines += ["## Best trial", "", (f"Trial {best['number']}: `{spec.metric}` = **{best['value']:.4f}** "
+                  f"(run folder `{best['run_dir']}`)."), "",
                   table(["parameter", "value"], [[k, fmt_value(v)] for k, v in best["params"].items()]), "",
                   f"Train it again: `resnetlab train config={root / 'best_config.yaml'}`", ""]
         lines += _retrained_lines(root)

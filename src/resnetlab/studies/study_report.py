@@ -11,14 +11,14 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # headless: studies run on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
 
-from resnetlab.atomic_write import atomic_write, write_text  # noqa: E402
-from resnetlab.evaluation.report import fmt_duration, fmt_value, table  # noqa: E402
-from resnetlab.metric_direction import lower_is_better  # noqa: E402
-from resnetlab.studies.results import (  # noqa: E402
+from resnetlab.atomic_write import atomic_write, write_text
+from resnetlab.evaluation.report import fmt_duration, fmt_value, table
+from resnetlab.metric_direction import lower_is_better
+from resnetlab.studies.results import (
     SETTING_KEYS,
     StudyResults,
     load_results,
@@ -85,9 +85,9 @@ def _header(results: StudyResults) -> list[str]:
         lines += [str(plan["description"]).strip(), ""]
     lines += [f"{len(rows)} runs ({shape}): {status}. Base: `{base}`" + (f", then `{extra}`" if extra else "")
               + f". From {plan.get('source')}.", "",
-              f"Metric: `{results.metric}` ({direction}); baseline: **{results.baseline}**. Metrics are "
+              (f"Metric: `{results.metric}` ({direction}); baseline: **{results.baseline}**. Metrics are "
               "mean ± sample standard deviation over the seeds that finished (n). Time is the mean training "
-              "wall-clock time of one run.", ""]
+              "wall-clock time of one run."), ""]
     for note in results.notes:
         lines += [f"**Note:** {note}", ""]
     return lines

@@ -9,8 +9,9 @@ metrics of its epoch; no optimizer, scheduler, random or loader state.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from resnetlab.training.checkpoint import atomic_save, load_checkpoint
 from resnetlab.training.device import load_rng_state, rng_state

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from typing import ContextManager
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; an explicit device must exist here."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -59,7 +58,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return None
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -79,7 +78,7 @@ def set_threads(threads: int) -> int:
             threads = psutil.cpu_count(logical=False) or os.cpu_count() or 1
         except ImportError:
             threads = os.cpu_count() or 1
-        world = int(os.environ.get("WORLD_SIZE", 1))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
         threads = max(1, threads // world)
     torch.set_num_threads(threads)
     return threads

@@ -21,7 +21,7 @@ class ProgressReporter:
         self.console = Console(highlight=False, stderr=False)
         self.live = enabled and self.console.is_terminal
         self.log_every = log_every
-        self._log: TextIO | None = open(log_file, "a") if log_file is not None else None
+        self._log: TextIO | None = open(log_file, "a") if log_file is not None else None  # noqa: SIM115 - open for the run, closed by close()
         self._bar: Progress | None = None
         self._task = None
         self._steps = 0

@@ -24,7 +24,7 @@ class LrSchedule:
         self.step_epochs, self.plateau_patience = step_epochs, plateau_patience
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.total = self.steps_per_epoch * epochs
-        self.warmup = min(int(round(warmup_epochs * self.steps_per_epoch)), self.total)
+        self.warmup = min(round(warmup_epochs * self.steps_per_epoch), self.total)
         if name == "onecycle":  # one-cycle's rise is its warmup: at least 30% of training
             self.warmup = max(self.warmup, int(0.3 * self.total))
         self.plateau_factor = 1.0

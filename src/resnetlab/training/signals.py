@@ -31,7 +31,7 @@ class StopRequest:
             raise KeyboardInterrupt  # the second Ctrl-C: abort now
         self.requested = signal.Signals(signum).name
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():  # signals only work there
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
