@@ -271,7 +271,8 @@ def _fit_baseline(cfg: Config) -> TrainResult:
 
 def _network_settings(cfg: Config) -> list[str]:
     """Keys set away from their defaults that only a network uses (the optimizer, epochs, ...)."""
-    default = build_config([])
+    # The defaults as this run would fill them in (lr from the batch, clipping from the task).
+    default, _ = with_auto_lr(dataclasses.replace(build_config([]), data=cfg.data))
     used = {"model.name", "train.threads", "train.resume", "train.seed"}
     return [f"{section}.{f.name}" for section in ("model", "augment", "optim", "schedule", "train", "patches")
             for f in dataclasses.fields(getattr(cfg, section))
