@@ -67,7 +67,7 @@ def test_export_never_writes_over_the_runs_own_files(run_dir, onnx_export, tmp_p
 
 def test_a_missing_export_package_names_the_extra(run_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # what an environment without the extra sees
-    with pytest.raises(UserError, match=r"needs the package onnx.*pip install 'resnetlab\[export\]'"):
+    with pytest.raises(UserError, match=r"ONNX export needs the export extra: pip install 'resnetlab\[export\]'"):
         export(run_dir, out=run_dir / "export" / "again.onnx")
 
 

@@ -86,7 +86,7 @@ CASES = [
     Case("cross-entropy-for-regression", train("train.loss=cross_entropy", "data.task=regression"),
          ["train.loss=cross_entropy", "mse"]),
     Case("monitor-not-a-metric", train("train.monitor=val/acc"), ["train.monitor=val/acc",
-                                                                  "did you mean val/accuracy", "val/loss"]),
+                                                                  "did you mean 'val/accuracy'", "val/loss"]),
     # ---------------------------------------------------------------- data sources
     Case("source-missing-folder", train("data.source={T}/nope"), ["{T}/nope not found", "image folder"]),
     Case("builtin-suggests", train("data.source=cifar-10"), ["cifar-10", "did you mean 'cifar10'"]),
@@ -124,7 +124,7 @@ CASES = [
     Case("csv-order-without-group", train("data.source={T}/columns.csv", "data.order_column=lab"),
          ["data.order_column=lab", "data.group_column"]),
     # ---------------------------------------------------------------- models and weights
-    Case("model-unknown-suggests", train("model.name=resnet19"), ["'resnet19'", "did you mean resnet18",
+    Case("model-unknown-suggests", train("model.name=resnet19"), ["'resnet19'", "did you mean 'resnet18'",
                                                                   "summary --list"]),
     Case("pretrained-unknown-arch", train("model.pretrained=imagenet"), ["'resnet20'", "available: resnet101"]),
     Case("weights-file-missing", train("model.weights={T}/nope.pt"), ["model.weights", "{T}/nope.pt not found"]),

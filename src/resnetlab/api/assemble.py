@@ -17,7 +17,7 @@ from resnetlab.config import Config
 from resnetlab.config.schema import AugmentConfig, DataConfig, ModelConfig, OptimConfig, ScheduleConfig
 from resnetlab.data.bundle import Split
 from resnetlab.data.loader import BatchLoader
-from resnetlab.errors import UserError, shorten
+from resnetlab.errors import UserError, did_you_mean, shorten
 from resnetlab.evaluation.inference import Outputs
 from resnetlab.evaluation.metrics import classification_metrics
 from resnetlab.evaluation.regression_metrics import regression_metrics
@@ -280,14 +280,11 @@ def validate_beyond_labels(cfg: Config) -> None:
 
 def validate_model_inputs(cfg: Config) -> None:
     """What would otherwise fail only after the data is loaded: model name, weights, freeze specs."""
-    import difflib
-
     from resnetlab.models import get_pretrained, is_model, list_models
 
     m = cfg.model
     if not is_model(m.name):
-        close = difflib.get_close_matches(m.name, list_models(), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint = did_you_mean(m.name, list_models(), prefix=" (", suffix=")")
         raise UserError(f"model.name: unknown model {shorten(m.name)}{hint}; resnetlab summary --list shows all "
                         "(and model.name=hog-svm is the HOG+SVM baseline)")
     if m.pretrained != "none":

@@ -45,7 +45,7 @@ from resnetlab.config.lr_rule import lr_words, with_auto_lr
 from resnetlab.data.augment import BatchAugment, normalize
 from resnetlab.data.bundle import DataBundle, Split
 from resnetlab.data.sources import check_unseen_classes, load_data
-from resnetlab.errors import UserError
+from resnetlab.errors import UserError, did_you_mean
 from resnetlab.models import freeze
 from resnetlab.training.checkpoint import load_checkpoint
 from resnetlab.training.checkpointer import Checkpointer, CheckpointMismatch, GlobalRng
@@ -170,8 +170,6 @@ def train(config: Config | Sequence[str] | None = None, *, overrides: Sequence[s
 
 def _check_monitor(key: str, task: Task, val: Split) -> None:
     """train.monitor must be a validation metric: checked on placeholder outputs, before any training."""
-    import difflib
-
     groups = None if val.groups is None else np.asarray(val.groups)
     try:
         names = [f"val/{name}" for name in task.metric_names(val.targets, groups)]
@@ -179,8 +177,7 @@ def _check_monitor(key: str, task: Task, val: Split) -> None:
         raise UserError(f"validation metrics cannot be computed on {len(val)} validation image(s) ({exc}); "
                         "raise data.val_ratio or add images") from None
     if key not in names:
-        close = difflib.get_close_matches(key, names, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint = did_you_mean(key, names, prefix=" (", suffix=")")
         raise UserError(f"train.monitor={key} is not a validation metric of this {task.kind} run{hint}; "
                         f"choose one of {', '.join(names)}")
 
@@ -274,7 +271,8 @@ def _fit_baseline(cfg: Config) -> TrainResult:
 
 def _network_settings(cfg: Config) -> list[str]:
     """Keys set away from their defaults that only a network uses (the optimizer, epochs, ...)."""
-    default = build_config([])
+    # The defaults as this run would fill them in (lr from the batch, clipping from the task).
+    default, _ = with_auto_lr(dataclasses.replace(build_config([]), data=cfg.data))
     used = {"model.name", "train.threads", "train.resume", "train.seed"}
     return [f"{section}.{f.name}" for section in ("model", "augment", "optim", "schedule", "train", "patches")
             for f in dataclasses.fields(getattr(cfg, section))

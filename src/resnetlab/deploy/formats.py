@@ -19,7 +19,7 @@ from torch import nn
 
 from resnetlab.atomic_write import atomic_write_file
 from resnetlab.deploy.card import ModelCard
-from resnetlab.deploy.requires import require
+from resnetlab.extras import require
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2", "safetensors": ".safetensors"}
 CARD_FILE = "resnetlab.json"  # the extra file inside TorchScript and torch.export archives
@@ -57,7 +57,7 @@ def load_runner(path: Path, *, fmt: str, model: nn.Module | None = None) -> Runn
     else:
         import copy
 
-        safetensors_torch = require("safetensors.torch", doing="safetensors export")
+        safetensors_torch = require("safetensors.torch", extra="export", what="safetensors export")
         module = copy.deepcopy(model)
         module.load_state_dict(safetensors_torch.load_file(str(path)))
         module.eval()
@@ -72,11 +72,11 @@ def load_runner(path: Path, *, fmt: str, model: nn.Module | None = None) -> Runn
 def read_card(path: Path, *, fmt: str) -> ModelCard:
     """The card stored in (or beside) an exported file."""
     if fmt == "onnx":
-        onnx = require("onnx", doing="reading an ONNX file")
+        onnx = require("onnx", extra="export", what="reading an ONNX file")
         proto = onnx.load(str(path), load_external_data=False)
         return ModelCard.from_strings({p.key: p.value for p in proto.metadata_props}, source=str(path))
     if fmt == "safetensors":
-        safetensors = require("safetensors", doing="reading a safetensors file")
+        safetensors = require("safetensors", extra="export", what="reading a safetensors file")
         with safetensors.safe_open(str(path), framework="numpy") as handle:
             return ModelCard.from_strings(handle.metadata() or {}, source=str(path))
     import json
@@ -100,8 +100,8 @@ def _dynamic_batch() -> tuple[dict[int, torch.export.Dim], ...]:
 
 
 def _write_onnx(model: nn.Module, example: torch.Tensor, card: ModelCard, path: Path) -> list[Path]:
-    onnx = require("onnx", doing="ONNX export")
-    require("onnxscript", doing="ONNX export")  # torch.onnx's exporter is written with it
+    onnx = require("onnx", extra="export", what="ONNX export")
+    require("onnxscript", extra="export", what="ONNX export")  # torch.onnx's exporter is written with it
     # The exporter logs one line per torchvision operator it cannot register: noise here.
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registration.level
@@ -141,7 +141,7 @@ def _write_pt2(model: nn.Module, example: torch.Tensor, card: ModelCard, path: P
 
 
 def _write_safetensors(model: nn.Module, example: torch.Tensor, card: ModelCard, path: Path) -> list[Path]:
-    safetensors_torch = require("safetensors.torch", doing="safetensors export")
+    safetensors_torch = require("safetensors.torch", extra="export", what="safetensors export")
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     atomic_write_file(path, lambda tmp: safetensors_torch.save_file(tensors, str(tmp), metadata=card.to_strings()))
     beside = path.with_suffix(".json")

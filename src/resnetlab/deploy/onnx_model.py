@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from resnetlab.deploy.card import ModelCard
-from resnetlab.deploy.requires import require
 from resnetlab.errors import UserError, first_line
+from resnetlab.extras import require
 
 
 class OnnxModel:
     """``run(images)`` maps normalized float32 (N, C, H, W) to outputs; ``prepare(uint8)`` normalizes."""
 
     def __init__(self, path: str | Path, *, threads: int = 0) -> None:
-        ort = require("onnxruntime", doing="running an ONNX file")
+        ort = require("onnxruntime", extra="export", what="running an ONNX file")
         self.path = Path(path)
         if not self.path.is_file():
             raise UserError(f"ONNX file {self.path} not found; give a file written by resnetlab export")
