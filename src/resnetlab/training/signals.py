@@ -21,8 +21,16 @@ class StopRequest:
         self._previous: dict[int, object] = {}
 
     def agreed(self) -> str | None:
-        """The request as every process sees it; under DDP a collective, so all must call it together."""
-        if self.agree is not None and self.agree(self.requested is not None) and self.requested is None:
+        """The request as every process sees it; under DDP a collective, so all must call it together.
+
+        The answer rests on the vote alone: a signal landing during the vote is counted at the next
+        one, or this process would stop while the others go on (and wait for it forever)."""
+        if self.agree is None:
+            return self.requested
+        mine = self.requested
+        if not self.agree(mine is not None):
+            return None
+        if self.requested is None:
             self.requested = "a signal to another process"
         return self.requested
 
