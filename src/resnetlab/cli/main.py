@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from resnetlab.cli import baseline_commands, commands, completion, export_commands, study_commands, version
+from resnetlab.cli import baseline_commands, commands, completion, export_commands, launch, study_commands, version
 from resnetlab.cli.flag_hints import flag_hint
 from resnetlab.errors import UserError, clip_words, first_line
 
@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     study_commands.register(sub, common)
     baseline_commands.register(sub, common)
     export_commands.register(sub, common)
+    launch.register(sub, _examples("resnetlab torchrun --nproc_per_node=2 train preset=quick",
+                                   "resnetlab torchrun --nnodes=2 --node_rank=0 --rdzv_endpoint=host:29500 "
+                                   "--nproc_per_node=8 train preset=resnet50"))
     completion.register(sub, parser)
     return parser
 
@@ -191,6 +194,8 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["torchrun"] and not {"-h", "--help"} & set(argv[1:2]):
+        return launch.torchrun(argv[1:])  # its options are torchrun's, parsed by torchrun
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # overrides or inputs given after an option: "eval RUN --split test data.source=x"
