@@ -12,9 +12,9 @@ from typing import Any
 FORMATS = ("onnx", "torchscript", "pt2", "safetensors")  # resnetlab.deploy.FORMATS, kept here so --help imports no torch
 
 
-def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
-    """Add the ``export`` and ``explain`` sub-commands."""
-    p = _add(subparsers, common_parent, "export", help="best weights as ONNX, TorchScript, pt2 or safetensors",
+def register(subparsers: Any) -> None:
+    """Add the ``export`` and ``explain`` sub-commands (main.py's ``add_parser`` gives each the common options)."""
+    p = subparsers.add_parser("export", help="best weights as ONNX, TorchScript, pt2 or safetensors",
              description="Write the best weights of a run in a deployable format, with class names, input size, "
                          "channels, mean/std and task in the file's metadata (ONNX metadata_props, an extra file "
                          "in TorchScript and pt2, the header and a JSON beside safetensors). The file is read back "
@@ -31,7 +31,7 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
                         "files of the run itself are never overwritten")
     p.set_defaults(func=export)
 
-    p = _add(subparsers, common_parent, "explain", help="Grad-CAM heat maps: where the model looked for its prediction",
+    p = subparsers.add_parser("explain", help="Grad-CAM heat maps: where the model looked for its prediction",
              description="Lay the Grad-CAM map of the predicted class over each image, titled with the predicted "
                          "class and, when known, the true one (from the run's labels, or a folder named like a "
                          "class). Writes one PNG per image and gradcam_grid.png. Without images, explains the "
@@ -49,12 +49,6 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="folder for the PNGs (default RUN/explain)")
     p.set_defaults(func=explain)
 
-
-def _add(subparsers: Any, common_parent: argparse.ArgumentParser, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-    try:
-        return subparsers.add_parser(name, parents=[common_parent], **kwargs)
-    except TypeError:  # main.py's add_parser already adds the common parent to every command
-        return subparsers.add_parser(name, **kwargs)
 
 
 def export(args: argparse.Namespace) -> int:

@@ -77,9 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_summary(sub)
     _add_report(sub)
     _add_config(sub)
-    study_commands.register(sub, common)
+    study_commands.register(sub)
     baseline_commands.register(sub, common)
-    export_commands.register(sub, common)
+    export_commands.register(sub)
     launch.register(sub, _examples("resnetlab torchrun --nproc_per_node=2 train preset=quick",
                                    "resnetlab torchrun --nnodes=2 --node_rank=0 --rdzv_endpoint=host:29500 "
                                    "--nproc_per_node=8 train preset=resnet50"))

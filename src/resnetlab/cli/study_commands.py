@@ -15,9 +15,9 @@ from resnetlab.errors import UserError
 OVERRIDES_HELP = "config overrides applied to the base of every run: preset=NAME, config=FILE.yaml, section.key=value"
 
 
-def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
-    """Add the ``study`` and ``search`` sub-commands."""
-    p = _add(subparsers, common_parent, "study", help="train the variants of a study and compare them (mean ± std)",
+def register(subparsers: Any) -> None:
+    """Add the ``study`` and ``search`` sub-commands (main.py's ``add_parser`` gives each the common options)."""
+    p = subparsers.add_parser("study", help="train the variants of a study and compare them (mean ± std)",
              description="Run a study file (or a built-in study) and write all_results.json, results.csv, "
                          "study.md and plots in runs/<study>/. Finished runs are skipped, interrupted ones resumed.",
              epilog="examples:\n"
@@ -35,7 +35,7 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list the built-in studies and searches")
     p.set_defaults(func=study)
 
-    p = _add(subparsers, common_parent, "search", help="hyperparameter search with Optuna (shared by many workers)",
+    p = subparsers.add_parser("search", help="hyperparameter search with Optuna (shared by many workers)",
              description="Search a space of config keys with Optuna (TPE, median pruning). Start the same command "
                          "in several processes or machines to share the work; --trials is the total.",
              epilog="examples:\n"
@@ -54,12 +54,6 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="the search folder (default: <output.dir>/<study name>)")
     p.set_defaults(func=search)
 
-
-def _add(subparsers: Any, common_parent: argparse.ArgumentParser, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-    try:
-        return subparsers.add_parser(name, parents=[common_parent], **kwargs)
-    except TypeError:  # main.py's add_parser already adds the common parent to every command
-        return subparsers.add_parser(name, **kwargs)
 
 
 def study(args: argparse.Namespace) -> int:
