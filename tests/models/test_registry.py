@@ -3,7 +3,7 @@ from torch import nn
 
 from resnetlab.models import create_model, is_model, list_models, register_model, registry
 
-IMAGENET = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+IMAGENET = ["resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 CIFAR = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"]
 
 
@@ -17,7 +17,7 @@ def test_list_models_sorts_depths_numerically_and_filters_with_wildcards():
     names = list_models()
     assert names.index("resnet20") < names.index("resnet110")
     assert names.index("resnet18") < names.index("resnet101")
-    assert list_models("resnet1*") == ["resnet18", "resnet101", "resnet110", "resnet152"]
+    assert list_models("resnet1*") == ["resnet10", "resnet18", "resnet101", "resnet110", "resnet152"]
     assert list_models("vit*") == []
 
 
@@ -35,8 +35,8 @@ def test_unknown_model_without_a_close_name():
 def test_unknown_option_is_a_user_error_with_a_suggestion():
     with pytest.raises(TypeError, match="model option 'num_class' is not known; did you mean 'num_classes'"):
         create_model("resnet18", num_class=10)
-    with pytest.raises(TypeError, match="model option 'depth' is not known; options are num_classes"):
-        create_model("resnet20", depth=3)
+    with pytest.raises(TypeError, match="model option 'groups' is not known; options are num_classes"):
+        create_model("resnet20", groups=3)
 
 
 def test_register_model_adds_an_entrypoint(monkeypatch):

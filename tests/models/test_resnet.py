@@ -203,7 +203,38 @@ def test_block_attention_adds_se_modules_and_only_new_keys():
     ("num_classes", -3, "num_classes -3 is not valid"),
     ("in_channels", 0, "in_channels 0 is not valid"),
     ("drop_rate", 1.5, r"drop_rate 1.5 is outside \[0, 1\)"),
+    ("width", 0, "width 0 is not valid"),
+    ("width", -1.0, "width -1.0 is not valid"),
 ])
 def test_bad_options_are_user_errors(option, value, message):
     with pytest.raises(ValueError, match=message):
         create_model("resnet18", **{option: value})
+
+
+def test_resnet10_is_one_basic_block_per_stage_in_the_torchvision_layout():
+    model = create_model("resnet10")
+    assert layout_of(model) == torchvision_layout("basic", [1, 1, 1, 1])
+    assert sum(p.numel() for p in model.parameters()) == 5_418_792
+
+
+@pytest.mark.parametrize(("name", "width", "channels"), [
+    ("resnet18", 0.5, [32, 64, 128, 256]),
+    ("resnet10", 2, [128, 256, 512, 1024]),
+    ("resnet50", 0.25, [64, 128, 256, 512]),  # bottleneck planes 16..128, times the expansion of 4
+    ("resnet20", 2, [32, 64, 128]),
+    ("resnet20", 0.01, [1, 1, 1]),
+])
+def test_width_multiplies_every_stage(name, width, channels):
+    model = create_model(name, width=width, num_classes=3, in_channels=1, stem="cifar")
+    assert model.stage_channels == channels
+    assert model.conv1.out_channels == model.layer1[0].conv1.in_channels
+    assert model(torch.randn(2, 1, 16, 16)).shape == (2, 3)
+
+
+def test_width_one_is_the_standard_model():
+    torch.manual_seed(0)
+    plain = create_model("resnet18").state_dict()
+    torch.manual_seed(0)
+    scaled = create_model("resnet18", width=1.0).state_dict()
+    assert plain.keys() == scaled.keys()
+    assert all(torch.equal(plain[k], scaled[k]) for k in plain)

@@ -63,9 +63,10 @@ def _build_model(cfg: ModelConfig, *, num_outputs: int, in_channels: int, image_
     small = image_size <= 64 and cfg.pretrained == "none" and not cfg.weights
     stem = cfg.stem if cfg.stem != "auto" else ("cifar" if small else "imagenet")
     kwargs: dict[str, Any] = {"num_classes": num_outputs, "in_channels": in_channels,
-                              "zero_init_residual": cfg.zero_init_residual, "drop_rate": cfg.drop_rate}
-    if not cfg.name.startswith("resnet") or cfg.name in ("resnet18", "resnet34", "resnet50", "resnet101",
-                                                        "resnet152"):
+                              "zero_init_residual": cfg.zero_init_residual, "drop_rate": cfg.drop_rate,
+                              "width": cfg.width}
+    if not cfg.name.startswith("resnet") or cfg.name in ("resnet10", "resnet18", "resnet34", "resnet50",
+                                                        "resnet101", "resnet152"):
         kwargs["stem"] = stem
     if cfg.attention == "blocks":
         kwargs["block_attention"] = True
@@ -287,6 +288,12 @@ def validate_model_inputs(cfg: Config) -> None:
         hint = did_you_mean(m.name, list_models(), prefix=" (", suffix=")")
         raise UserError(f"model.name: unknown model {shorten(m.name)}{hint}; resnetlab summary --list shows all "
                         "(and model.name=hog-svm is the HOG+SVM baseline)")
+    if m.width <= 0:
+        raise UserError(f"model.width={m.width} is not a channel multiplier; use a positive number such as 0.5 or 2")
+    if m.width != 1.0 and (m.pretrained != "none" or m.weights):
+        source = f"model.pretrained={m.pretrained}" if m.pretrained != "none" else f"model.weights={m.weights}"
+        raise UserError(f"model.width={m.width} changes every layer's shape, so {source} cannot load; "
+                        "use model.width=1 with weights, or train from scratch")
     if m.pretrained != "none":
         with user_input():
             get_pretrained(m.name, m.pretrained)

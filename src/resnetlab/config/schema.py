@@ -61,7 +61,8 @@ MAX_EPOCHS = 100_000
 
 @dataclass
 class ModelConfig(_Strict):
-    name: str = opt("resnet18", "architecture: resnet18/34/50/101/152, resnet20/32/44/56/110")
+    name: str = opt("resnet18", "architecture: resnet10/18/34/50/101/152, resnet20/32/44/56/110")
+    width: float = opt(1.0, "channel multiplier of every stage (Wide ResNet's k): 2 doubles, 0.5 halves", min=0.0)
     stem: str = opt("auto", "imagenet (7x7 s2 + max-pool), cifar (3x3 s1), auto: cifar when image_size <= 64",
                     choices=("auto", "imagenet", "cifar"))
     pretrained: str = opt("none", "start from ImageNet weights (downloaded through torch.hub)",

@@ -251,14 +251,34 @@ def _check_value(name: str, value: Any, kind: type, minimum: int, advice: str) -
         raise ValueError(f"{name} {value!r} is not valid; {advice}")
 
 
-def _resnet(block: Block, layers: Sequence[int], cls: type[ResNet] = ResNet, /, **kwargs: Any) -> ResNet:
-    """Build ``cls``; an unknown option is the user's typo, so it is reported as one."""
-    known = [name for name, p in inspect.signature(cls.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY]
+def scaled_widths(widths: Sequence[int], width: float) -> tuple[int, ...]:
+    """Every stage's channels times ``width`` (Wide ResNets' k, arXiv:1605.07146), at least 1."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ValueError(f"width {width!r} is not valid; use a positive multiplier such as 0.5, 1 or 2")
+    return tuple(max(1, round(w * width)) for w in widths)
+
+
+def _resnet(block: Block, layers: Sequence[int], cls: type[ResNet] = ResNet, /, *, width: float = 1.0,
+            **kwargs: Any) -> ResNet:
+    """Build ``cls``; an unknown option is the user's typo, so it is reported as one.
+
+    ``width`` multiplies the stage widths (given, or the class default).
+    """
+    signature = inspect.signature(cls.__init__).parameters
+    known = [name for name, p in signature.items() if p.kind is p.KEYWORD_ONLY]
     for name in kwargs:
         if name not in known:
-            hint = did_you_mean(name, known, prefix="") or f"options are {', '.join(known)}"
+            hint = did_you_mean(name, [*known, "width"], prefix="") or f"options are {', '.join(known)}, width"
             raise TypeError(f"model option '{name}' is not known; {hint}")
+    if width != 1.0:
+        kwargs["widths"] = scaled_widths(kwargs.get("widths", signature["widths"].default), width)
     return cls(block, layers, **kwargs)
+
+
+@register_model
+def resnet10(**kwargs: Any) -> ResNet:
+    """ResNet-10: one BasicBlock per stage; 5.4M parameters at 1000 classes (no ImageNet weights here)."""
+    return _resnet(BasicBlock, [1, 1, 1, 1], **kwargs)
 
 
 @register_model
