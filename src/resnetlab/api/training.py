@@ -64,6 +64,7 @@ from resnetlab.training.distributed import (
     check_sync_bn,
     init_distributed,
 )
+from resnetlab.training.ema import WeightEma
 from resnetlab.training.history import History
 from resnetlab.training.loop import (
     Compute,
@@ -358,8 +359,9 @@ def _train(cfg: Config, *, run_dir: Path, resume_from: Path | None, env: RunEnv,
     wall_start = time.perf_counter()
     data = _load_run_data(cfg, progress)
     core = _build_core(cfg, data, env, progress)
-    parts = build_parts(cfg, core=core, data=data, env=env, progress=progress, callbacks=callbacks)
-    checkpointer = _checkpointer(cfg, run_dir, core, parts, data, env.dist)
+    ema = WeightEma(core, decay=cfg.train.ema) if cfg.train.ema else None
+    parts = build_parts(cfg, core=core, data=data, env=env, progress=progress, callbacks=callbacks, ema=ema)
+    checkpointer = _checkpointer(cfg, run_dir, core, parts, data, env.dist, ema=ema)
     parts.save = checkpointer.save
     state = LoopState()
     if resume_from is not None:
@@ -409,9 +411,10 @@ def _build_core(cfg: Config, data: RunData, env: RunEnv, progress: ProgressRepor
 
 
 def build_parts(cfg: Config, *, core: nn.Module, data: RunData, env: RunEnv, progress: ProgressReporter,
-                callbacks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> TrainParts:
+                callbacks: Sequence[Callable[[dict[str, Any]], None]] = (), ema: WeightEma | None = None) -> TrainParts:
     """Everything the loop calls, built from the config: loader, augmentation, loss, optimizer, schedule,
-    stages, validation, monitor. ``save`` is set by the caller (it needs the parts)."""
+    stages, validation, monitor. ``save`` is set by the caller (it needs the parts). With ``ema``, the
+    weight average follows every step and is what validation sees."""
     bundle, task, t = data.bundle, data.task, cfg.train
     weights = balanced_sample_weights(bundle.train, task.num_outputs) if t.balanced_sampler else None
     train_loader = make_loader(bundle.train, task, batch_size=t.batch_size, device=env.device, shuffle=True,
@@ -434,13 +437,13 @@ def build_parts(cfg: Config, *, core: nn.Module, data: RunData, env: RunEnv, pro
         optimizer=build_optimizer(core, **optimizer_kwargs(cfg.optim), head=head_parameters(core)),
         schedule=functools.partial(LrSchedule, **schedule_kwargs(cfg.schedule)),
         stages=Stages(stage_plans(cfg), enter=enter_stage, train_mode=lambda: frozen_bn_train_mode(core, frozen_bn)),
-        evaluate=_validation(cfg, core, data, env),
+        evaluate=_validation(cfg, ema.module if ema else core, data, env),
         monitor=Monitor(monitor_key(cfg), mode=t.monitor_mode, patience=t.early_stopping),
         history=History(), save=lambda kind, loop: None,
         compute=Compute(device=env.device, amp_dtype=env.amp_dtype, scaler=scaler, channels_last=env.channels_last,
                         uses_features=cfg.model.fusion != "none"),
         rules=StepRules(accumulate=t.accumulate, grad_clip=t.grad_clip, checkpoint_steps=t.checkpoint_steps),
-        control=Control(progress=progress, on_epoch_end=list(callbacks)))
+        control=Control(progress=progress, on_epoch_end=list(callbacks), after_step=[ema.update] if ema else []))
 
 
 def _augment(cfg: Config, data: RunData, env: RunEnv) -> Any:
@@ -492,8 +495,9 @@ def _validation(cfg: Config, core: nn.Module, data: RunData, env: RunEnv) -> Cal
 
 
 def _checkpointer(cfg: Config, run_dir: Path, core: nn.Module, parts: TrainParts, data: RunData,
-                  dist: DistInfo) -> Checkpointer:
-    """One map of every part with a state: last.pt saves and resume restores all of it; best.pt the weights."""
+                  dist: DistInfo, *, ema: WeightEma | None = None) -> Checkpointer:
+    """One map of every part with a state: last.pt saves and resume restores all of it; best.pt the
+    weights (the weight average, when the run keeps one)."""
     bundle, task, history = data.bundle, data.task, parts.history
     meta = {"class_names": bundle.class_names, "mean": list(bundle.mean), "std": list(bundle.std),
             "channels": bundle.channels, "image_size": bundle.image_size, "task": task.kind,
@@ -502,8 +506,9 @@ def _checkpointer(cfg: Config, run_dir: Path, core: nn.Module, parts: TrainParts
             "feature_stats": [s.tolist() for s in bundle.feature_stats] if bundle.feature_stats else None,
             "config": to_dict(cfg)}
     stateful = {"model": core, "optimizer": parts.optimizer, "scaler": parts.compute.scaler,
-                "monitor": parts.monitor, "history": history, "loader": parts.loader}
+                "monitor": parts.monitor, "history": history, "loader": parts.loader, "ema": ema}
     return Checkpointer(run_dir, stateful, per_process={"augment": parts.augment, "rng": GlobalRng()}, meta=meta,
+                        slim={"model": ema.module if ema else core},
                         dist=dist, best_extra=lambda: {"metrics": dict(history.rows[-1]) if history.rows else {}},
                         on_saved=lambda: history.write(run_dir))
 
@@ -612,7 +617,8 @@ def _banner_rows(cfg: Config, bundle: DataBundle, device: torch.device, amp_dtyp
         ("optim", (f"{cfg.optim.name} lr {cfg.optim.lr:g}{lr_words(cfg)}, wd {cfg.optim.weight_decay:g}, "
                   f"schedule {cfg.schedule.name} (warmup {cfg.schedule.warmup_epochs:g} ep)")),
         ("train", (f"{stages}, batch {cfg.train.batch_size}x{cfg.train.accumulate}, monitor {monitor_key(cfg)}, "
-                  f"early stop {cfg.train.early_stopping or 'off'}")),
+                  f"early stop {cfg.train.early_stopping or 'off'}"
+                  + (f", weight EMA {cfg.train.ema:g}" if cfg.train.ema else ""))),
         ("augment", augment.summary()),
         ("device", (f"{device}, {precision}, channels_last {channels_last}, {torch.get_num_threads()} threads, "
                    f"{dist.world_size} process(es)")),

@@ -216,6 +216,8 @@ class TrainConfig(_Strict):
     checkpoint_steps: int = opt(0, "also write last.pt every N optimizer steps (0: end of epoch only)", min=0)
     eval_batch_size: int = opt(0, "evaluation batch size (0: twice batch_size)", min=0)
     tta: bool = opt(False, "average predictions over flips at evaluation")
+    ema: float = opt(0.0, "keep an exponential moving average of the weights with this decay per step, e.g. "
+                          "0.999, and validate, test and save the average (0: off)", min=0.0, max=0.99999)
     auto_batch: bool = opt(False, "on device out-of-memory, halve the batch size and retry")
     log_every: int = opt(0, "print a line every N batches besides the live bar (0: off)", min=0)
     sync_bn: bool = opt(False, "SyncBatchNorm under distributed training")

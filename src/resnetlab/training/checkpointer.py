@@ -48,19 +48,21 @@ class Checkpointer:
     between processes (each draws its own augmentation), so each one's state is kept and a
     process resumes its own when the run has as many processes. A part given as None is saved
     as None and skipped on restore (e.g. no gradient scaler in fp32). ``best`` keeps the
-    ``slim`` parts only, with ``best_extra()``; ``on_saved`` runs on the main process after each
-    save (e.g. to write the history files beside the checkpoint).
+    ``slim`` parts only (default: ``{"model": parts["model"]}``; a run with a weight average
+    keeps the average there), with ``best_extra()``; ``on_saved`` runs on the main process
+    after each save (e.g. to write the history files beside the checkpoint).
     """
 
     def __init__(self, folder: Path, parts: Mapping[str, Stateful | None], *,
                  per_process: Mapping[str, Stateful] | None = None, meta: Mapping[str, Any] | None = None,
-                 dist: DistInfo | None = None, slim: tuple[str, ...] = ("model",),
+                 dist: DistInfo | None = None, slim: Mapping[str, Stateful] | None = None,
                  best_extra: Callable[[], dict[str, Any]] | None = None,
                  on_saved: Callable[[], None] | None = None) -> None:
         self.folder, self.parts = Path(folder), dict(parts)
         self.per_process = dict(per_process or {})
         self.meta, self.dist = dict(meta or {}), dist or DistInfo()
-        self.slim, self.best_extra, self.on_saved = slim, best_extra, on_saved
+        self.slim = dict(slim) if slim is not None else {"model": self.parts["model"]}
+        self.best_extra, self.on_saved = best_extra, on_saved
 
     def save(self, kind: str, loop: dict[str, Any]) -> None:
         """Write ``{kind}.pt``; a collective under DDP (the loop saves at the same step on every process)."""
@@ -70,9 +72,8 @@ class Checkpointer:
                 payload = {**self._states(self.parts), **self.meta, "epoch": loop["epoch"], "loop": loop,
                            **draws[0], "per_process": draws}
             else:
-                slim = {name: part for name, part in self.parts.items() if name in self.slim}
                 extra = self.best_extra() if self.best_extra else {}
-                payload = {**self._states(slim), **self.meta, "epoch": loop["epoch"], "loop": loop, **extra}
+                payload = {**self._states(self.slim), **self.meta, "epoch": loop["epoch"], "loop": loop, **extra}
             atomic_save(payload, self.folder / f"{kind}.pt")
             if self.on_saved is not None:
                 self.on_saved()
