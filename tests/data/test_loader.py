@@ -79,3 +79,41 @@ def test_memmap_source(tmp_path):
     loader = BatchLoader(mm, np.arange(10), batch_size=4, device=torch.device("cpu"), shuffle=True)
     for batch in loader:
         assert torch.equal(batch.images[:, 0, 0, 0].long(), batch.targets)
+
+
+def _all_batches(loader, epochs=2):
+    return [(b.images.clone(), b.targets.clone(), b.index.clone(),
+             None if b.features is None else b.features.clone()) for _ in range(epochs) for b in loader]
+
+
+def test_a_resident_split_serves_the_same_batches_as_a_host_one():
+    features = np.random.default_rng(0).normal(size=(23, 3)).astype(np.float32)
+    kw = {"shuffle": True, "seed": 7, "features": features, "repeat": 2}
+    host, resident = _loader(resident=False, **kw), _loader(resident=True, **kw)
+    assert resident.resident and not host.resident
+    for a, b in zip(_all_batches(host), _all_batches(resident), strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert torch.equal(x, y)
+    # Resumed mid-epoch, it goes on with the same batches too.
+    half = _loader(resident=True, **kw)
+    half.load_state_dict({"epoch": 1, "position": 4})
+    host.load_state_dict({"epoch": 1, "position": 4})
+    assert [b.targets.tolist() for b in half] == [b.targets.tolist() for b in host]
+
+
+def test_a_memory_mapped_split_is_never_resident(tmp_path):
+    path = tmp_path / "images.u8"
+    array = np.memmap(path, dtype=np.uint8, mode="w+", shape=(4, 1, 2, 2))
+    loader = BatchLoader(array, np.zeros(4, dtype=np.int64), batch_size=2, device=torch.device("cpu"), resident=True)
+    assert not loader.resident
+
+
+def test_only_a_gpu_with_room_keeps_the_split(monkeypatch):
+    from resnetlab.data.loader import fits_on_device
+
+    gib = 1 << 30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * gib, 16 * gib))
+    assert fits_on_device(2 * gib, torch.device("cuda", 0))  # a quarter of the free 8 GiB
+    assert not fits_on_device(2 * gib + 1, torch.device("cuda", 0))
+    assert fits_on_device(gib, torch.device("mps")) and not fits_on_device(gib + 1, torch.device("mps"))
+    assert not fits_on_device(1, torch.device("cpu"))

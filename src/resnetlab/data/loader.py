@@ -31,12 +31,17 @@ class BatchLoader:
     number of steps; evaluation (``shuffle=False``) never pads, so each sample counts once.
     ``sample_weights`` draws with replacement (the class-balanced sampler). ``repeat`` visits
     every sample that many times an epoch (patch sampling cuts a new random patch each visit).
+
+    ``resident`` keeps the whole split on the device, uploaded once (default: on a GPU, when the
+    in-memory uint8 array takes at most a quarter of its free memory, see :func:`fits_on_device`).
+    Batches are then gathered on the device from an epoch order sent there once an epoch, so a
+    step copies nothing from the host and waits for nothing.
     """
 
     def __init__(self, images: np.ndarray, targets: np.ndarray, *, batch_size: int, device: torch.device,
                  shuffle: bool = False, drop_last: bool = False, seed: int = 0,
                  features: np.ndarray | None = None, sample_weights: np.ndarray | None = None,
-                 rank: int = 0, world_size: int = 1, repeat: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, repeat: int = 1, resident: bool | None = None) -> None:
         self.images = images
         self.targets = torch.from_numpy(np.ascontiguousarray(targets))
         self.features = None if features is None else torch.from_numpy(np.ascontiguousarray(features))
@@ -54,6 +59,14 @@ class BatchLoader:
         # caches stay numpy so only the rows of a batch are read from disk.
         self._tensor = None if isinstance(images, np.memmap) else torch.from_numpy(np.ascontiguousarray(images))
         self._pin = self.device.type == "cuda"
+        if resident is None:
+            resident = self._tensor is not None and fits_on_device(self._tensor.nbytes, self.device)
+        self.resident = resident and self._tensor is not None
+        self._device_order: torch.Tensor | None = None
+        if self.resident:
+            self._tensor = self._tensor.to(self.device)
+            self._device_targets = self.targets.to(self.device)
+            self._device_features = None if self.features is None else self.features.to(self.device)
 
     # ------------------------------------------------------------------ order
 
@@ -84,11 +97,13 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         order = self._order(self.epoch)
+        if self.resident:
+            self._device_order = (order % len(self.targets)).to(self.device, non_blocking=True)
         steps = len(self)
         while self.position < steps:
-            idx = order[self.position * self.batch_size:(self.position + 1) * self.batch_size]
+            window = slice(self.position * self.batch_size, (self.position + 1) * self.batch_size)
             self.position += 1
-            yield self._gather(idx)
+            yield self._gather_resident(order[window], window) if self.resident else self._gather(order[window])
         # A finished epoch moves on by itself, so `for batch in loader` twice gives two epochs.
         self.epoch, self.position = self.epoch + 1, 0
 
@@ -102,6 +117,14 @@ class BatchLoader:
         features = None if self.features is None else self.features.index_select(0, idx)
         return Batch(images=self._to_device(images), targets=self._to_device(targets), index=idx,
                      features=None if features is None else self._to_device(features))
+
+    def _gather_resident(self, idx: torch.Tensor, window: slice) -> Batch:
+        assert self._tensor is not None and self._device_order is not None
+        on_device = self._device_order[window]
+        features = None if self._device_features is None else self._device_features.index_select(0, on_device)
+        return Batch(images=self._tensor.index_select(0, on_device),
+                     targets=self._device_targets.index_select(0, on_device),
+                     index=idx % len(self.targets), features=features)
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cpu":
@@ -117,3 +140,17 @@ class BatchLoader:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+def fits_on_device(nbytes: int, device: torch.device) -> bool:
+    """Whether a split of ``nbytes`` should live on ``device`` for the whole run.
+
+    A quarter of a GPU's free memory (the model, activations and the allocator's slack need the
+    rest); on Apple's MPS, up to 1 GiB; the CPU's memory is where the array already is.
+    """
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return nbytes <= free // 4
+    if device.type == "mps":
+        return nbytes <= 1 << 30
+    return False
