@@ -246,6 +246,11 @@ def validate_config(cfg: Config) -> None:
     if cfg.augment.resized_crop_scale[1] > 1:
         raise UserError(f"augment.resized_crop_scale is a share of the image area, at most 1; "
                         f"got {cfg.augment.resized_crop_scale}")
+    full = input_size(cfg, cfg.data.image_size)
+    if cfg.train.resize_from and not 4 <= cfg.train.resize_from < full:
+        raise UserError(f"train.resize_from={cfg.train.resize_from} must lie in [4, {full}), below the size the "
+                        f"model is tested at ({'patches.size' if cfg.patches.size else 'data.image_size'}={full}); "
+                        f"e.g. train.resize_from={max(4, round(full * 0.7))}, or 0 for off")
     validate_beyond_labels(cfg)
     validate_model_inputs(cfg)
 

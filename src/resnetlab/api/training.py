@@ -82,6 +82,7 @@ from resnetlab.training.losses import classification_loss, regression_loss
 from resnetlab.training.monitor import Monitor
 from resnetlab.training.optim import build_optimizer
 from resnetlab.training.progress import ProgressReporter
+from resnetlab.training.resolution import progressive_size
 from resnetlab.training.run_folder import (
     default_run_name,
     make_run_dir,
@@ -443,7 +444,10 @@ def build_parts(cfg: Config, *, core: nn.Module, data: RunData, env: RunEnv, pro
         compute=Compute(device=env.device, amp_dtype=env.amp_dtype, scaler=scaler, channels_last=env.channels_last,
                         uses_features=cfg.model.fusion != "none"),
         rules=StepRules(accumulate=t.accumulate, grad_clip=t.grad_clip, checkpoint_steps=t.checkpoint_steps),
-        control=Control(progress=progress, on_epoch_end=list(callbacks), after_step=[ema.update] if ema else []))
+        control=Control(progress=progress, on_epoch_end=list(callbacks), after_step=[ema.update] if ema else []),
+        size_at=functools.partial(progressive_size, start=t.resize_from, full=input_size(cfg, bundle.image_size),
+                                  epochs=sum(s.epochs for s in stage_plans(cfg)), until=t.resize_until)
+        if t.resize_from else None)
 
 
 def _augment(cfg: Config, data: RunData, env: RunEnv) -> Any:
@@ -618,7 +622,9 @@ def _banner_rows(cfg: Config, bundle: DataBundle, device: torch.device, amp_dtyp
                   f"schedule {cfg.schedule.name} (warmup {cfg.schedule.warmup_epochs:g} ep)")),
         ("train", (f"{stages}, batch {cfg.train.batch_size}x{cfg.train.accumulate}, monitor {monitor_key(cfg)}, "
                   f"early stop {cfg.train.early_stopping or 'off'}"
-                  + (f", weight EMA {cfg.train.ema:g}" if cfg.train.ema else ""))),
+                  + (f", weight EMA {cfg.train.ema:g}" if cfg.train.ema else "")
+                  + (f", images {cfg.train.resize_from}→{input_size(cfg, bundle.image_size)} px over "
+                     f"{cfg.train.resize_until:.0%} of the epochs" if cfg.train.resize_from else ""))),
         ("augment", augment.summary()),
         ("device", (f"{device}, {precision}, channels_last {channels_last}, {torch.get_num_threads()} threads, "
                    f"{dist.world_size} process(es)")),

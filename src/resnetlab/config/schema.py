@@ -216,6 +216,10 @@ class TrainConfig(_Strict):
     checkpoint_steps: int = opt(0, "also write last.pt every N optimizer steps (0: end of epoch only)", min=0)
     eval_batch_size: int = opt(0, "evaluation batch size (0: twice batch_size)", min=0)
     tta: bool = opt(False, "average predictions over flips at evaluation")
+    resize_from: int = opt(0, "progressive resizing: train the first epoch at this image side (px), growing "
+                              "linearly to the full size (0: off)", min=0)
+    resize_until: float = opt(0.75, "progressive resizing: the share of the epochs by which the side reaches the "
+                                    "full size (the rest train at it)", min=0.0, max=1.0)
     ema: float = opt(0.0, "keep an exponential moving average of the weights with this decay per step, e.g. "
                           "0.999, and validate, test and save the average (0: off)", min=0.0, max=0.99999)
     auto_batch: bool = opt(False, "on device out-of-memory, halve the batch size and retry")

@@ -27,6 +27,7 @@ from resnetlab.training.history import History
 from resnetlab.training.monitor import Monitor
 from resnetlab.training.optim import set_lr
 from resnetlab.training.progress import ProgressReporter
+from resnetlab.training.resolution import resize_batch
 from resnetlab.training.signals import Interrupted, StopRequest
 
 
@@ -147,6 +148,8 @@ class TrainParts:
     compute: Compute = field(default_factory=Compute)
     rules: StepRules = field(default_factory=StepRules)
     control: Control = field(default_factory=Control)
+    # size_at(epoch) -> the side training images are resized to in that epoch (0-based), None for as they are
+    size_at: Callable[[int], int | None] | None = None
 
 
 def fit(parts: TrainParts, state: LoopState | None = None) -> LoopState:
@@ -170,6 +173,7 @@ class _Epoch:
     started: float
     running: torch.Tensor
     lr: float = 0.0
+    size: int | None = None  # progressive resizing's image side this epoch
 
 
 def _fit(p: TrainParts, state: LoopState) -> LoopState:
@@ -215,7 +219,8 @@ def _start_epoch(p: TrainParts, state: LoopState, stage_index: int, schedule: Sc
     running = torch.tensor(state.loss_sum, dtype=torch.float32, device=p.compute.device)
     return _Epoch(label=label, stage_index=stage_index, schedule=schedule, first_step=first_step,
                   micro_batches=len(p.loader), started=time.perf_counter() - state.seconds, running=running,
-                  lr=schedule.lr(first_step + p.loader.position // p.rules.accumulate))
+                  lr=schedule.lr(first_step + p.loader.position // p.rules.accumulate),
+                  size=p.size_at(state.epoch) if p.size_at else None)
 
 
 def _train_epoch(p: TrainParts, state: LoopState, e: _Epoch) -> None:
@@ -263,6 +268,8 @@ def _accumulate(p: TrainParts, state: LoopState, e: _Epoch, batches: Iterator[Ba
     for i, batch in enumerate(batches):
         last = i == count - 1
         images, targets = p.augment(batch.images, batch.targets)
+        if e.size is not None:
+            images = resize_batch(images, e.size)
         if c.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         # DDP averages gradients once per step, on the last micro-batch.
