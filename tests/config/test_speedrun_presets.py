@@ -23,8 +23,9 @@ def test_speedrun_presets_name_their_recipe_and_fix_their_lr(name):
 
 
 @pytest.mark.skipif(not FMNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed (make fashion-mnist)")
-def test_fmnist_fast_trains_a_few_steps_on_a_subset(tmp_path):
-    result = resnetlab.train(["preset=fmnist-fast", "data.subset=96", "train.batch_size=32", "train.epochs=1",
+@pytest.mark.parametrize("name", ["fmnist-fast", "fmnist-best"])
+def test_speedrun_presets_train_a_few_steps_on_a_subset(tmp_path, name):
+    result = resnetlab.train([f"preset={name}", "data.subset=96", "train.batch_size=32", "train.epochs=1",
                               "train.threads=1", f"data.cache_dir={tmp_path / 'cache'}", f"output.dir={tmp_path}",
                               "output.progress=false", "output.tensorboard=false", "output.plots=false"])
     assert len(result.history) == 1 and math.isfinite(result.history[0]["train/loss"])
