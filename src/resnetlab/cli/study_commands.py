@@ -61,8 +61,10 @@ def study(args: argparse.Namespace) -> int:
     from resnetlab.studies.spec import describe_builtins, load_study
 
     if args.list or not args.study:
-        for name, kind, description in describe_builtins():
-            print(f"{name:14} {kind:7} {description}")
+        builtins = describe_builtins()
+        width = max(len(name) for name, _, _ in builtins)
+        for name, kind, description in builtins:
+            print(f"{name:{width}} {kind:7} {description}")
         return 0
     spec = load_study(args.study)
     outcome = run_study(spec, overrides=args.overrides, jobs=args.jobs, out=args.out, echo=_echo,
