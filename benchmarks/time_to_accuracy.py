@@ -1,13 +1,16 @@
 """Fashion-MNIST time to accuracy: a preset over N seeds against a plain one-cycle ResNet-20 at the same budget.
 
     python benchmarks/time_to_accuracy.py [--preset fmnist-fast] [--seeds 3] [extra overrides...]
+    python benchmarks/time_to_accuracy.py --first-seed 2 --seeds 1   # one more seed, added to the saved ones
+    python benchmarks/time_to_accuracy.py --markdown                 # the README table from the saved JSON
 
 Each seed runs the whole command (`resnetlab train preset=... train.seed=S`: loading, training,
 final evaluation) in its own process and reads the test accuracy from the run folder. The
 reference is a plain PyTorch script: ResNet-20 (the same architecture), bf16 autocast where the
 CPU has it, SGD + OneCycleLR at batch 256, flips and 2-px shifts on whole batches, trained for as
 many steps as fit in the preset's mean wall time (its speed measured on its first steps). Prints
-accuracy mean ± std and wall time; writes benchmarks/results/time_to_accuracy_<preset>.json.
+accuracy mean ± std and wall time; writes benchmarks/results/time_to_accuracy_<preset>.json,
+keeping the rows of seeds measured before (a seed run again replaces its row).
 """
 
 from __future__ import annotations
@@ -109,31 +112,68 @@ def plain_reference(budget_s: float, seed: int, subset: int | None = None) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="fmnist-fast")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds to run")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (seeds run from it upwards)")
+    parser.add_argument("--markdown", action="store_true", help="print the README table from the saved JSON")
+    parser.add_argument("--reference-seeds", type=int, default=None,
+                        help="run the plain reference after the first K seeds only (default: after every seed)")
     parser.add_argument("--reference-subset", type=int, default=None, help=argparse.SUPPRESS)  # smoke runs
     args, extra = parser.parse_known_args()
+    saved_path = RESULTS / f"time_to_accuracy_{args.preset}.json"
+    if args.markdown:
+        print(markdown(json.loads(saved_path.read_text())))
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.seeds):  # preset and reference alternate, so both see the same load
+        for seed in range(args.first_seed, args.first_seed + args.seeds):  # preset and reference alternate, so both see the same load
             accuracy, seconds = run_preset(args.preset, seed, extra, Path(tmp))
-            ref_acc, ref_s, ref_steps = plain_reference(seconds, seed, args.reference_subset)
-            rows.append({"seed": seed, "accuracy": accuracy, "seconds": seconds, "plain_accuracy": ref_acc,
-                         "plain_seconds": ref_s, "plain_steps": ref_steps})
-            print(f"seed {seed}: {args.preset} {accuracy:.4f} in {seconds:.0f} s   plain one-cycle ResNet-20 "
-                  f"{ref_acc:.4f} in {ref_s:.0f} s ({ref_steps} steps)", flush=True)
-    summary = {key: _mean_std([r[key] for r in rows]) for key in ("accuracy", "seconds", "plain_accuracy")}
+            row = {"seed": seed, "accuracy": accuracy, "seconds": seconds, "plain_accuracy": None,
+                   "plain_seconds": None, "plain_steps": None}
+            line = f"seed {seed}: {args.preset} {accuracy:.4f} in {seconds:.0f} s"
+            if args.reference_seeds is None or seed - args.first_seed < args.reference_seeds:
+                ref_acc, ref_s, ref_steps = plain_reference(seconds, seed, args.reference_subset)
+                row.update(plain_accuracy=ref_acc, plain_seconds=ref_s, plain_steps=ref_steps)
+                line += f"   plain one-cycle ResNet-20 {ref_acc:.4f} in {ref_s:.0f} s ({ref_steps} steps)"
+            rows.append(row)
+            print(line, flush=True)
+    earlier = json.loads(saved_path.read_text()) if saved_path.is_file() else {}
+    if earlier.get("overrides", extra) == extra:  # rows of the same command line add up
+        ran = {r["seed"] for r in rows}
+        rows = sorted([r for r in earlier.get("rows", []) if r["seed"] not in ran] + rows, key=lambda r: r["seed"])
+    summary = {key: _mean_std([r[key] for r in rows if r[key] is not None])
+               for key in ("accuracy", "seconds", "plain_accuracy")}
     print(f"{args.preset}: test accuracy {_fmt(summary['accuracy'])}, wall {_fmt(summary['seconds'], 0)} s; "
           f"plain reference at the same budget {_fmt(summary['plain_accuracy'])} ({len(rows)} seeds)")
     RESULTS.mkdir(exist_ok=True)
     import os
     import platform
 
-    (RESULTS / f"time_to_accuracy_{args.preset}.json").write_text(json.dumps(
+    saved_path.write_text(json.dumps(
         {"machine": {"cpu": platform.processor(), "cores": os.cpu_count(), "load_average": os.getloadavg()},
          "preset": args.preset, "overrides": extra, "rows": rows, "summary": summary}, indent=1) + "\n")
 
 
+def markdown(saved: dict) -> str:
+    """The README table: one row per seed, then mean ± std."""
+    lines = ["| seed | test accuracy | wall time | plain one-cycle ResNet-20, same budget |", "|---|---|---|---|"]
+    for r in saved["rows"]:
+        plain = "not run" if r["plain_accuracy"] is None else f"{r['plain_accuracy']:.2%} ({r['plain_steps']} steps)"
+        lines.append(f"| {r['seed']} | {r['accuracy']:.2%} | {_minutes(r['seconds'])} | {plain} |")
+    s = saved["summary"]
+    lines.append(f"| mean ± std | {s['accuracy'][0]:.2%} ± {s['accuracy'][1]:.2%} | {_minutes(s['seconds'][0])} "
+                 f"± {s['seconds'][1]:.0f} s | {s['plain_accuracy'][0]:.2%} ± {s['plain_accuracy'][1]:.2%} |")
+    command = " ".join(["resnetlab train", f"preset={saved['preset']}", *saved["overrides"]])
+    return "\n".join(lines) + f"\n\n`{command}`, {len(saved['rows'])} seed(s); load average at the end: " \
+        f"{', '.join(f'{v:.1f}' for v in saved['machine']['load_average'])}."
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else math.nan
 
 
