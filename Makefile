@@ -49,7 +49,7 @@ test: $(VENV)/.dev fashion-mnist postgresql lint
 	$(VENV)/bin/pytest -q
 
 bench: setup fashion-mnist
-	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script; done
+	@for script in benchmarks/[!_]*.py; do echo "== $$script"; $(PY) $$script; done  # _name.py: shared helpers
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

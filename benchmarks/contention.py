@@ -36,31 +36,16 @@ def worker(side: str, model_name: str, size: int, batch: int, precision: str, st
     if side == "resnetlab":
         import resnetlab  # noqa: F401  sets the OpenMP wait policy before torch loads
     import torch
-    import torch.nn.functional as F
+    from _synthetic_step import synthetic_step
 
-    from resnetlab.models import create_model
     from resnetlab.training.threads import start_threads
 
     controller = None
     if side == "resnetlab":
         controller = start_threads(0, device=torch.device("cpu"), log=lambda line: print(line, file=sys.stderr))
-    torch.manual_seed(0)
-    model = create_model(model_name, num_classes=10, stem="cifar")
     dtype = torch.bfloat16 if precision == "bf16" else None
-    memory_format = torch.channels_last if dtype is not None else torch.contiguous_format
-    model = model.to(memory_format=memory_format).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size).contiguous(memory_format=memory_format)
-    y = torch.randint(0, 10, (batch,))
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-            loss = F.cross_entropy(model(x).float(), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if controller is not None:
-            controller.step_done()
+    step = synthetic_step(model_name, size=size, batch=batch, dtype=dtype, channels_last=dtype is not None,
+                          after=controller.step_done if controller is not None else None)
 
     for _ in range(3):  # oneDNN picks its kernels on the first calls
         step()

@@ -11,30 +11,13 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
+from _synthetic_step import synthetic_step
 
-from resnetlab.models import create_model
 from resnetlab.training.device import _cpu_has_bf16, set_threads
 
 
 def measure(model_name: str, size: int, batch: int, steps: int, dtype: torch.dtype | None, channels_last: bool) -> float:
-    torch.manual_seed(0)
-    model = create_model(model_name, num_classes=10, stem="cifar" if size <= 64 else "imagenet")
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,))
-    model.train()
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-            loss = F.cross_entropy(model(x).float(), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    step = synthetic_step(model_name, size=size, batch=batch, dtype=dtype, channels_last=channels_last)
 
     for _ in range(2):  # warm-up: oneDNN picks kernels on the first calls
         step()

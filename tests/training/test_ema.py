@@ -89,19 +89,10 @@ def test_a_run_validates_and_keeps_the_average_not_the_raw_weights(tmp_path):
     assert result.history[result.best_epoch - 1]["val/loss"] == pytest.approx(result.val["loss"], rel=1e-5)
 
 
-def test_a_stopped_run_with_an_average_resumes_bit_for_bit(tmp_path):
+def test_a_stopped_run_with_an_average_resumes_bit_for_bit(tmp_path, train_until):
     common = ["train.epochs=3", "augment.hflip=0.5"]
     straight = resnetlab.train(_cfg(tmp_path, *common, "output.name=straight"))
-
-    class StopAfterTwo(Exception):
-        pass
-
-    def stop_after_two(row):
-        if row["epoch"] == 2:
-            raise StopAfterTwo
-
-    with pytest.raises(StopAfterTwo):
-        resnetlab.train(_cfg(tmp_path, *common, "output.name=resumed"), callbacks=[stop_after_two])
+    train_until(_cfg(tmp_path, *common, "output.name=resumed"), 2)
     resumed = resnetlab.train(_cfg(tmp_path, *common, "output.name=resumed", "train.resume=auto"))
     a = load_checkpoint(straight.run_dir / "last.pt")["ema"]
     b = load_checkpoint(resumed.run_dir / "last.pt")["ema"]

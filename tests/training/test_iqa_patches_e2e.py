@@ -78,7 +78,7 @@ def test_eval_and_predict_score_images_like_training_did(iqa, capsys):
     assert 0 < np.median(scores) < 100  # mapped back from normalized targets to the MOS scale
 
 
-def test_patch_runs_resume_bit_for_bit(tmp_path):
+def test_patch_runs_resume_bit_for_bit(tmp_path, train_until):
     """Patch positions are part of the resumable state: 1 + resume + 1 epochs equal 2 straight."""
     import torch
 
@@ -88,17 +88,7 @@ def test_patch_runs_resume_bit_for_bit(tmp_path):
     common = ["preset=test", f"output.dir={tmp_path}", "train.epochs=2", "train.threads=1", "data.image_size=12",
               "patches.size=8", "patches.train_num=2", "patches.test_num=4", "patches.test_random=true"]
     straight = resnetlab.train(overrides=[*common, "output.name=straight"])
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_one(row):
-        if row["epoch"] == 1:
-            raise Stop
-
-    with pytest.raises(Stop):
-        resnetlab.train(overrides=[*common, "output.name=resumed", "train.checkpoint_steps=1"],
-                        callbacks=[stop_after_one])
+    train_until(None, 1, overrides=[*common, "output.name=resumed", "train.checkpoint_steps=1"])
     resumed = resnetlab.train(overrides=[*common, "output.name=resumed", "train.checkpoint_steps=1",
                                          "train.resume=auto"])
     a, b = load_checkpoint(straight.run_dir / "last.pt"), load_checkpoint(resumed.run_dir / "last.pt")

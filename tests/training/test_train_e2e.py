@@ -50,19 +50,10 @@ def test_existing_run_folder_is_never_overwritten(tmp_path):
         resnetlab.train(_cfg(tmp_path, "output.name=once"))
 
 
-def test_two_plus_two_epochs_equal_four_bit_for_bit(tmp_path):
+def test_two_plus_two_epochs_equal_four_bit_for_bit(tmp_path, train_until):
     common = ["train.epochs=4", "augment.crop_padding=1", "augment.hflip=0.5", "schedule.name=cosine"]
     straight = resnetlab.train(_cfg(tmp_path, *common, "output.name=straight"))
-
-    class StopAfterTwo(Exception):
-        pass
-
-    def stop_after_two(row):
-        if row["epoch"] == 2:
-            raise StopAfterTwo
-
-    with pytest.raises(StopAfterTwo):
-        resnetlab.train(_cfg(tmp_path, *common, "output.name=resumed"), callbacks=[stop_after_two])
+    train_until(_cfg(tmp_path, *common, "output.name=resumed"), 2)
     # the callback fired before epoch 2's checkpoint: last.pt is after epoch 1; resume covers 3 epochs
     resumed = resnetlab.train(_cfg(tmp_path, *common, "output.name=resumed", "train.resume=auto"))
     a = load_checkpoint(straight.run_dir / "last.pt")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from resnetlab.config import Config
+from resnetlab.config.cross_checks import check_cross_fields, freeze_specs
 from resnetlab.config.schema import AugmentConfig, DataConfig, ModelConfig, OptimConfig, ScheduleConfig
 from resnetlab.data.bundle import Split
 from resnetlab.data.loader import BatchLoader
@@ -128,12 +129,6 @@ def random_freeze_warnings(cfg: Config) -> list[str]:
             "set model.pretrained=imagenet or model.weights=PATH" for key, spec in freeze_specs(cfg) if spec != "none"]
 
 
-def freeze_specs(cfg: Config) -> list[tuple[str, str]]:
-    """Every freeze setting with the key that sets it: model.freeze and each train.stages[i].freeze."""
-    return [("model.freeze", cfg.model.freeze)] + [(f"train.stages[{i}].freeze", s.freeze)
-                                                   for i, s in enumerate(cfg.train.stages)]
-
-
 def _frozen_words(spec: str) -> str:
     if spec == "backbone":
         return "only the head trains"
@@ -226,61 +221,10 @@ def stage_plans(cfg: Config) -> list[StagePlan]:
 
 
 def validate_config(cfg: Config) -> None:
-    """Cross-field checks that no single field can make."""
-    for key, spec in freeze_specs(cfg):
-        if spec not in ("none", "backbone") and not (spec.startswith("stages:") and spec[7:].isdigit()):
-            raise UserError(f"{key}={spec} is not understood; use none, backbone or stages:N "
-                            "(stem plus the first N stages)")
-    if cfg.train.loss in ("mse", "l1", "smooth_l1") and cfg.data.task == "classification":
-        raise UserError(f"train.loss={cfg.train.loss} is a regression loss; use cross_entropy or set "
-                        "data.task=regression")
-    if cfg.train.loss == "cross_entropy" and cfg.data.task == "regression":
-        raise UserError("train.loss=cross_entropy needs classes; use mse, l1 or smooth_l1 with data.task=regression")
-    betas = cfg.optim.betas
-    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-        raise UserError(f"optim.betas takes two numbers in [0, 1), e.g. optim.betas=[0.9,0.999]; got {betas}")
-    for key in ("resized_crop_scale", "resized_crop_ratio", "scale"):
-        value = getattr(cfg.augment, key)
-        if len(value) != 2 or value[0] > value[1] or value[0] <= 0:
-            raise UserError(f"augment.{key} takes [low, high] with 0 < low <= high; got {value}")
-    if cfg.augment.resized_crop_scale[1] > 1:
-        raise UserError(f"augment.resized_crop_scale is a share of the image area, at most 1; "
-                        f"got {cfg.augment.resized_crop_scale}")
-    full = input_size(cfg, cfg.data.image_size)
-    if cfg.train.resize_from and not 4 <= cfg.train.resize_from < full:
-        raise UserError(f"train.resize_from={cfg.train.resize_from} must lie in [4, {full}), below the size the "
-                        f"model is tested at ({'patches.size' if cfg.patches.size else 'data.image_size'}={full}); "
-                        f"e.g. train.resize_from={max(4, round(full * 0.7))}, or 0 for off")
-    validate_beyond_labels(cfg)
+    """Every check a config gets before a run: the cross-field ones (config/cross_checks.py), then the
+    ones that need the model registry (names, weights, stage counts)."""
+    check_cross_fields(cfg)
     validate_model_inputs(cfg)
-
-
-
-def validate_beyond_labels(cfg: Config) -> None:
-    """Patches, side-feature fusion and the class-only options of regression."""
-    p, m, d = cfg.patches, cfg.model, cfg.data
-    if not p.size and (p.train_num > 1 or p.test_num > 1 or p.test_random):
-        raise UserError("patches.train_num/test_num/test_random need patches.size (the patch side in pixels), "
-                        "e.g. patches.size=24")
-    if p.size > d.image_size:
-        raise UserError(f"patches.size={p.size} is larger than data.image_size={d.image_size}; lower patches.size "
-                        "or raise data.image_size")
-    if m.fusion != "none" and not d.feature_columns:
-        raise UserError(f"model.fusion={m.fusion} needs side features; set data.feature_columns to CSV columns, "
-                        "e.g. data.feature_columns=[x,y]")
-    if d.feature_columns and m.fusion == "none":
-        raise UserError(f"data.feature_columns={d.feature_columns} would be ignored with model.fusion=none; "
-                        "set model.fusion=concat (or bilinear, add)")
-    if m.fusion == "add" and m.visual_dim != len(d.feature_columns):
-        raise UserError(f"model.fusion=add needs model.visual_dim equal to the {len(d.feature_columns)} feature "
-                        f"columns (got {m.visual_dim}); set model.visual_dim={len(d.feature_columns)} or use concat")
-    if d.task == "regression":
-        used = [k for k, on in (("class_weights", cfg.train.class_weights != "none"),
-                                ("balanced_sampler", cfg.train.balanced_sampler),
-                                ("mpca_loss", cfg.train.mpca_loss > 0), ("accuracy_loss", cfg.train.accuracy_loss > 0))
-                if on]
-        if used:
-            raise UserError(f"train.{used[0]} needs classes; remove it or set data.task=classification")
 
 
 
@@ -293,12 +237,6 @@ def validate_model_inputs(cfg: Config) -> None:
         hint = did_you_mean(m.name, list_models(), prefix=" (", suffix=")")
         raise UserError(f"model.name: unknown model {shorten(m.name)}{hint}; resnetlab summary --list shows all "
                         "(and model.name=hog-svm is the HOG+SVM baseline)")
-    if m.width <= 0:
-        raise UserError(f"model.width={m.width} is not a channel multiplier; use a positive number such as 0.5 or 2")
-    if m.width != 1.0 and (m.pretrained != "none" or m.weights):
-        source = f"model.pretrained={m.pretrained}" if m.pretrained != "none" else f"model.weights={m.weights}"
-        raise UserError(f"model.width={m.width} changes every layer's shape, so {source} cannot load; "
-                        "use model.width=1 with weights, or train from scratch")
     if m.pretrained != "none":
         with user_input():
             get_pretrained(m.name, m.pretrained)
