@@ -125,6 +125,12 @@ def test_summary_resnet50_matches_torchvision(capsys):
     assert "Total params: 25,557,032" in out and "MACs: 4.09 G" in out and "layer4" in out
 
 
+def test_summary_widens_a_model_as_model_width_does(capsys):
+    assert main(["summary", "resnet20", "--width", "2", "--image-size", "28", "--in-channels", "1",
+                 "--num-classes", "10"]) == 0
+    assert "Total params: 1,073,386" in capsys.readouterr().out  # WRN-20-2: four times ResNet-20's 0.27M, about
+
+
 def test_report_compares_runs(run_dir, tmp_path, capsys):
     assert main(["report", str(run_dir), str(run_dir), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "comparison.md").is_file() and (tmp_path / "comparison_curves.png").is_file()

@@ -223,7 +223,8 @@ def _write_eval_report(folder: Path, result: dict, *, run_name: str, count: int)
 
 
 def summary(model: str, *, image_size: int = 224, in_channels: int = 3, num_classes: int = 1000,
-            stem: str | None = None, multiscale: bool = False, attention: str = "none", memory: bool = False):
+            stem: str | None = None, width: float = 1.0, multiscale: bool = False, attention: str = "none",
+            memory: bool = False):
     """Layer table, parameters, FLOPs and MACs of a registered model or of a run's model; with
     ``memory``, also its training memory and the batch that fits common GPUs."""
     from resnetlab.models import summarize
@@ -234,8 +235,8 @@ def summary(model: str, *, image_size: int = 224, in_channels: int = 3, num_clas
         size = input_size(trained.config, trained.image_size)
         net, shape, features = trained.model, (trained.channels, size, size), trained.feature_dim
     else:
-        cfg = ModelConfig(name=model, stem=stem or "imagenet", multiscale=multiscale, attention=attention,
-                          zero_init_residual=False)
+        cfg = ModelConfig(name=model, stem=stem or "imagenet", width=width, multiscale=multiscale,
+                          attention=attention, zero_init_residual=False)
         net = build_model(cfg, num_outputs=num_classes, in_channels=in_channels, image_size=image_size)
         shape, features = (in_channels, image_size, image_size), 0
     with user_input():

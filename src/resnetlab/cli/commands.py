@@ -81,7 +81,7 @@ def summary(args: argparse.Namespace) -> int:
         print("\n".join(list_models()))
         return 0
     info = api.summary(args.model, image_size=args.image_size, in_channels=args.in_channels,
-                       num_classes=args.num_classes, stem=args.stem, multiscale=args.multiscale,
+                       num_classes=args.num_classes, stem=args.stem, width=args.width, multiscale=args.multiscale,
                        attention=args.attention, memory=args.memory)
     print(info.format())
     return 0

@@ -58,6 +58,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _above_zero(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a number > 0, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"takes a number > 0, got {value:g}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="resnetlab", description="Train, evaluate and compare ResNet image models.",
                      epilog=_examples("resnetlab train preset=quick", "resnetlab config --keys",
@@ -149,6 +159,7 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
                                    "MACs for one image; with --memory, the training memory per image.",
                        epilog=_examples("resnetlab summary --list", "resnetlab summary resnet50",
                                         "resnetlab summary resnet18 --image-size 32 --stem cifar --num-classes 10",
+                                        "resnetlab summary resnet20 --width 2 --image-size 28 --in-channels 1",
                                         "resnetlab summary runs/NAME --memory"))
     p.add_argument("model", nargs="?", help="model name or a run folder (none: list the models)")
     p.add_argument("--image-size", type=_positive, default=224, metavar="PX",
@@ -159,6 +170,8 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
                    help="outputs of the classifier (default 1000, ImageNet's)")
     p.add_argument("--stem", choices=("imagenet", "cifar"), default=None,
                    help="imagenet: 7x7 stride 2 + max-pool; cifar: 3x3 stride 1 (default: as model.stem=auto)")
+    p.add_argument("--width", type=_above_zero, default=1.0, metavar="K",
+                   help="multiply every stage's channels by K, as model.width (default 1)")
     p.add_argument("--multiscale", action="store_true", help="with multi-scale fusion of stage features")
     p.add_argument("--attention", choices=("none", "fused", "blocks"), default="none",
                    help="channel attention as model.attention (default none)")
