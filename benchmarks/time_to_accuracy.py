@@ -57,28 +57,28 @@ def plain_reference(budget_s: float, seed: int, subset: int | None = None) -> tu
     import torch.nn.functional as F
 
     from resnetlab.models import create_model
-    from resnetlab.training.device import _cpu_has_bf16
+    from resnetlab.training.device import resolve_device, resolve_precision
 
     torch.manual_seed(seed)
     start = time.perf_counter()
-    x = torch.from_numpy(read_idx(FMNIST / "train-images-idx3-ubyte.gz").copy())[:subset]
-    y = torch.from_numpy(read_idx(FMNIST / "train-labels-idx1-ubyte.gz").astype(np.int64))[:subset]
-    xt = torch.from_numpy(read_idx(FMNIST / "t10k-images-idx3-ubyte.gz").copy())
-    yt = torch.from_numpy(read_idx(FMNIST / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    device = resolve_device("auto")  # the preset's train.device=auto: the same device on both sides
+    load = lambda name: torch.from_numpy(read_idx(FMNIST / name).astype(np.int64 if "labels" in name else np.uint8))
+    x, y = load("train-images-idx3-ubyte.gz")[:subset].to(device), load("train-labels-idx1-ubyte.gz")[:subset].to(device)
+    xt, yt = load("t10k-images-idx3-ubyte.gz").to(device), load("t10k-labels-idx1-ubyte.gz").to(device)
     mean, std = x.float().mean() / 255, x.float().std() / 255
     prep = lambda images: ((images.float() / 255 - mean) / std).unsqueeze(1)
-    dtype = torch.bfloat16 if _cpu_has_bf16() else None
-    model = create_model("resnet20", num_classes=10, stem="cifar", in_channels=1)
+    dtype = resolve_precision("auto", device)
+    model = create_model("resnet20", num_classes=10, stem="cifar", in_channels=1).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4)
     batch = 256
 
     def train_step(index: torch.Tensor) -> None:
         images = prep(x[index])
-        flip = torch.rand(len(index)) < 0.5
+        flip = torch.rand(len(index), device=device) < 0.5
         images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         dx, dy = (int(v) for v in torch.randint(-2, 3, (2,)))  # one shift per batch keeps it cheap
         images = torch.roll(images, shifts=(dy, dx), dims=(2, 3))
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = F.cross_entropy(model(images).float(), y[index], label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -86,12 +86,14 @@ def plain_reference(budget_s: float, seed: int, subset: int | None = None) -> tu
 
     def batches():
         while True:
-            yield from torch.randperm(len(x)).split(batch)
+            yield from torch.randperm(len(x), device=device).split(batch)
 
     stream = batches()
     probe_start = time.perf_counter()
     for _ in range(5):  # speed probe at the starting lr, counted in the budget
         train_step(next(stream))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     per_step = (time.perf_counter() - probe_start) / 5
     steps = max(1, int((budget_s - (time.perf_counter() - start)) / per_step * 0.85))  # leave room to evaluate
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=steps)
@@ -101,7 +103,7 @@ def plain_reference(budget_s: float, seed: int, subset: int | None = None) -> tu
         sched.step()
     model.eval()
     correct = 0
-    with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         for images, labels in zip(xt.split(1000), yt.split(1000)):
             images = prep(images)
             logits = model(images).float() + model(images.flip(-1)).float()  # test-time flip, as the preset

@@ -1,7 +1,7 @@
 """resnetlab's training path against the plain PyTorch recipe: same model, batch and images, one run.
 
     python benchmarks/vs_plain_pytorch.py [--cases r20,r18,r50,cache] [--steps N] [--rounds 3] [--threads 1]
-                                          [--jpeg-size 256] [--cache-images 256]
+                                          [--jpeg-size 256] [--cache-images 256] [--device auto]
     python benchmarks/vs_plain_pytorch.py --markdown     # the README table from the saved JSON
 
 plain: what a user's script does: a Dataset opening each image file with PIL, resizing, padding +
@@ -20,7 +20,9 @@ epoch, as its recipe does. The cache row compares an epoch of data alone (no mod
 second epoch (cache + augmentation) against the plain Dataset and DataLoader.
 Sides alternate (plain, resnetlab, bare, plain, ...) so a change of load hits all of them; every
 side runs with the same ``--threads`` (in one process, so with the same OpenMP settings: see
-contention.py for those) and the DataLoader with no worker processes.
+contention.py for those) and the DataLoader with no worker processes. ``--device cuda`` runs every
+side on the GPU unchanged (the plain DataLoader pins its batches and copies them without blocking;
+resnetlab's loader keeps a split that fits on the device), synchronizing before each clock reading.
 Writes benchmarks/results/vs_plain_pytorch.json.
 """
 
@@ -47,7 +49,7 @@ from resnetlab.data.bundle import DataBundle
 from resnetlab.data.loader import BatchLoader
 from resnetlab.data.sources import load_data
 from resnetlab.models import create_model
-from resnetlab.training.device import resolve_precision, set_threads, use_channels_last
+from resnetlab.training.device import resolve_device, resolve_precision, set_threads, use_channels_last
 from resnetlab.training.history import History
 from resnetlab.training.loop import Compute, Control, StagePlan, Stages, TrainParts, fit
 from resnetlab.training.losses import classification_loss
@@ -66,6 +68,14 @@ CASES = {"r20": ("resnet20", 32, 128, 32, "png", 8, 2.0),
 WARMUP = 1  # steps before the clock starts: oneDNN picks its kernels on the first calls
 CLASSES = 10
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # the ImageNet statistics course scripts use
+DEVICE = torch.device("cpu")  # --device, set once in main()
+
+
+def _clock() -> float:
+    """The time once the device has finished what it was given (a GPU runs behind the host)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+    return time.perf_counter()
 
 
 # ---------------------------------------------------------------------------- the image folders
@@ -113,35 +123,37 @@ class PlainFolder(torch.utils.data.Dataset):
 
 def plain_loader(root: Path, ids: list[str], targets: np.ndarray, size: int, batch: int) -> torch.utils.data.DataLoader:
     dataset = PlainFolder([root / i for i in ids], [int(t) for t in targets], size)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=0, drop_last=True)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=0, drop_last=True,
+                                       pin_memory=DEVICE.type == "cuda")
 
 
 def plain_rate(model_name: str, size: int, loader: torch.utils.data.DataLoader, steps: int) -> float:
     torch.manual_seed(0)
-    model = create_model(model_name, num_classes=CLASSES, stem="cifar" if size <= 64 else "imagenet").train()
+    model = create_model(model_name, num_classes=CLASSES, stem="cifar" if size <= 64 else "imagenet")
+    model = model.to(DEVICE).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     times = []
     for i, (x, y) in enumerate(loader):
         if i == WARMUP:
-            times.append(time.perf_counter())
+            times.append(_clock())
         if i == WARMUP + steps:
             break
+        x, y = x.to(DEVICE, non_blocking=True), y.to(DEVICE, non_blocking=True)
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    times.append(time.perf_counter())
+    times.append(_clock())
     return loader.batch_size * steps / (times[-1] - times[0])
 
 
 # ---------------------------------------------------------------------------- resnetlab's path
 
 def _setup(model_name: str, size: int) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.dtype | None, bool]:
-    cpu = torch.device("cpu")
-    dtype = resolve_precision("auto", cpu)
-    channels_last = use_channels_last("auto", dtype, cpu)
+    dtype = resolve_precision("auto", DEVICE)
+    channels_last = use_channels_last("auto", dtype, DEVICE)
     torch.manual_seed(0)
-    model = create_model(model_name, num_classes=CLASSES, stem="cifar" if size <= 64 else "imagenet")
+    model = create_model(model_name, num_classes=CLASSES, stem="cifar" if size <= 64 else "imagenet").to(DEVICE)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model, build_optimizer(model, lr=0.01, weight_decay=5e-4), dtype, channels_last
@@ -150,7 +162,7 @@ def _setup(model_name: str, size: int) -> tuple[torch.nn.Module, torch.optim.Opt
 def augment_for(bundle: DataBundle, seed: int = 0) -> BatchAugment:
     padding = 4 if bundle.image_size <= 64 else 0
     return BatchAugment(num_classes=CLASSES, mean=bundle.mean, std=bundle.std, seed=seed, hflip=0.5,
-                        crop_padding=padding)
+                        crop_padding=padding, device=DEVICE)
 
 
 def resnetlab_rate(model_name: str, bundle: DataBundle, batch: int, steps: int) -> float:
@@ -158,16 +170,16 @@ def resnetlab_rate(model_name: str, bundle: DataBundle, batch: int, steps: int) 
     model, opt, dtype, channels_last = _setup(model_name, bundle.image_size)
     n = (WARMUP + steps) * batch
     loader = BatchLoader(bundle.train.images[:n], bundle.train.targets[:n], batch_size=batch,
-                         device=torch.device("cpu"), shuffle=True, drop_last=True)
+                         device=DEVICE, shuffle=True, drop_last=True)
     times: list[float] = []
     parts = TrainParts(
         model=model, loader=loader, augment=augment_for(bundle), loss_fn=classification_loss(num_classes=CLASSES),
         optimizer=opt, schedule=lambda **kw: LrSchedule(name="none", **kw),
         stages=Stages(plans=[StagePlan(epochs=1, freeze="none", lr=0.01)]), evaluate=lambda: {"val/loss": 0.0},
         monitor=Monitor("val/loss"), history=History(), save=lambda kind, state: None,
-        compute=Compute(amp_dtype=dtype, channels_last=channels_last),
-        control=Control(after_step=[lambda: times.append(time.perf_counter())]))
-    start = time.perf_counter()
+        compute=Compute(device=DEVICE, amp_dtype=dtype, channels_last=channels_last),
+        control=Control(after_step=[lambda: times.append(_clock())]))
+    start = _clock()
     fit(parts)
     times.insert(0, start)
     return batch * steps / (times[WARMUP + steps] - times[WARMUP])
@@ -178,19 +190,19 @@ def bare_rate(model_name: str, size: int, batch: int, steps: int) -> float:
     model, opt, dtype, channels_last = _setup(model_name, size)
     model.train()
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    x = torch.randn(batch, 3, size, size).contiguous(memory_format=layout)
-    y = torch.randint(0, CLASSES, (batch,))
+    x = torch.randn(batch, 3, size, size, device=DEVICE).contiguous(memory_format=layout)
+    y = torch.randint(0, CLASSES, (batch,), device=DEVICE)
     loss_fn = classification_loss(num_classes=CLASSES)
     start = 0.0
     for i in range(WARMUP + steps):
         if i == WARMUP:
-            start = time.perf_counter()
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            start = _clock()
+        with torch.autocast(DEVICE.type, dtype=dtype, enabled=dtype is not None):
             loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    return batch * steps / (time.perf_counter() - start)
+    return batch * steps / (_clock() - start)
 
 
 # ---------------------------------------------------------------------------- data alone
@@ -198,24 +210,24 @@ def bare_rate(model_name: str, size: int, batch: int, steps: int) -> float:
 def resnetlab_data_rate(bundle: DataBundle, batch: int, *, augment: bool = True) -> float:
     """Images/s of resnetlab's second epoch of data: batches from the cache, through the augmentation
     (flips, then float and normalization, as the plain side's ToTensor + Normalize) unless ``augment=False``."""
-    loader = BatchLoader(bundle.train.images, bundle.train.targets, batch_size=batch, device=torch.device("cpu"),
-                         shuffle=True)
+    loader = BatchLoader(bundle.train.images, bundle.train.targets, batch_size=batch, device=DEVICE, shuffle=True)
     batch_augment = augment_for(bundle)
     for _ in loader:  # epoch 1 (the cache is already built: this only warms the page cache)
         pass
-    start, seen = time.perf_counter(), 0
+    start, seen = _clock(), 0
     for b in loader:
         if augment:
             batch_augment(b.images, b.targets)
         seen += len(b.index)
-    return seen / (time.perf_counter() - start)
+    return seen / (_clock() - start)
 
 
 def plain_data_rate(loader: torch.utils.data.DataLoader) -> float:
-    start, seen = time.perf_counter(), 0
+    start, seen = _clock(), 0
     for x, _ in loader:
+        x.to(DEVICE, non_blocking=True)
         seen += len(x)
-    return seen / (time.perf_counter() - start)
+    return seen / (_clock() - start)
 
 
 # ---------------------------------------------------------------------------- the run
@@ -298,6 +310,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads, the same for every side")
     parser.add_argument("--jpeg-size", type=int, default=256, help="side of the JPEGs written (loaded at 224 px)")
     parser.add_argument("--cache-images", type=int, default=256, help="JPEGs in the cache row's epoch")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     parser.add_argument("--markdown", action="store_true", help="print the README table from the saved JSON")
     args = parser.parse_args()
     if args.markdown:
@@ -307,7 +320,10 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown case(s) {', '.join(sorted(unknown))}; choose from r20, r18, r50, cache")
     set_threads(args.threads)
-    info = machine() | {"threads": args.threads, "bf16": resolve_precision("auto", torch.device("cpu")) is not None}
+    global DEVICE
+    DEVICE = resolve_device(args.device)
+    info = machine() | {"threads": args.threads, "device": str(DEVICE),
+                        "bf16": resolve_precision("auto", DEVICE) is not None}
     print(f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}, {args.threads} thread(s), native bf16: "
           f"{info['bf16']}, load average before {' '.join(f'{x:.2f}' for x in info['load_average'])}")
     with tempfile.TemporaryDirectory() as tmp:
