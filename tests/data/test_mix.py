@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resnetlab.data.augment import BatchAugment
+from resnetlab.data.augment import BatchAugment, normalize
 from resnetlab.data.mix import cutmix, mix_targets, mixup, soft_targets
 
 N, H, W = 16, 16, 16
@@ -15,6 +15,11 @@ def augment(*, num_classes: int = 10, seed: int = 0, **fields: float) -> BatchAu
     # Mean 0 and std 1: outputs are the [0, 1] pixels, easy to compare.
     return BatchAugment(**fields, num_classes=num_classes, mean=[0.0] * 3, std=[1.0] * 3,
                         seed=seed)
+
+
+def as_unit(x: torch.Tensor) -> torch.Tensor:
+    """The [0, 1] pixels as ``augment``'s outputs hold them (the evaluation path, bit for bit)."""
+    return normalize(x, [0.0] * 3, [1.0] * 3)
 
 
 def flat_images() -> torch.Tensor:
@@ -47,13 +52,13 @@ def test_mixup_blends_pixels_and_targets_with_one_lambda():
     out, targets = augment(mixup=0.4)(x, y)
     lam = check_convex(targets, y)
     assert torch.allclose(lam, lam[:1].expand(N))  # one lambda per batch
-    unit = x.float() / 255
+    unit = as_unit(x)
     torch.testing.assert_close(out, lam.view(N, 1, 1, 1) * unit + (1 - lam.view(N, 1, 1, 1)) * unit.roll(1, 0))
 
 
 def test_cutmix_box_area_matches_each_images_weight():
     x, y = flat_images(), labels()
-    unit = x.float() / 255
+    unit = as_unit(x)
     weights = []
     for seed in range(3):
         out, targets = augment(cutmix=1.0, seed=seed)(x, y)
@@ -82,7 +87,7 @@ def test_cutmix_function_keeps_the_requested_share_unless_clipped():
 
 def test_both_alphas_pick_mixup_or_cutmix_per_batch():
     x, y = flat_images(), labels()
-    unit = x.float() / 255
+    unit = as_unit(x)
     aug = augment(mixup=1.0, cutmix=1.0)
     modes = []
     for _ in range(12):
@@ -100,7 +105,7 @@ def test_regression_targets_mix_linearly():
     assert targets.shape == (N,) and targets.dtype == torch.float32
     lam = (targets - y.roll(1)) / (y - y.roll(1))
     assert torch.allclose(lam, lam[:1].expand(N), atol=1e-5)
-    unit = x.float() / 255
+    unit = as_unit(x)
     torch.testing.assert_close(out, lam[0] * unit + (1 - lam[0]) * unit.roll(1, 0))
 
 
