@@ -162,8 +162,11 @@ def markdown(saved: dict) -> str:
         plain = "not run" if r["plain_accuracy"] is None else f"{r['plain_accuracy']:.2%} ({r['plain_steps']} steps)"
         lines.append(f"| {r['seed']} | {r['accuracy']:.2%} | {_minutes(r['seconds'])} | {plain} |")
     s = saved["summary"]
+    plain = [r for r in saved["rows"] if r["plain_accuracy"] is not None]
+    spread = f"{s['plain_accuracy'][0]:.2%} ± {s['plain_accuracy'][1]:.2%}" if len(plain) > 1 else \
+        f"{s['plain_accuracy'][0]:.2%} ({len(plain)} seed)"
     lines.append(f"| mean ± std | {s['accuracy'][0]:.2%} ± {s['accuracy'][1]:.2%} | {_minutes(s['seconds'][0])} "
-                 f"± {s['seconds'][1]:.0f} s | {s['plain_accuracy'][0]:.2%} ± {s['plain_accuracy'][1]:.2%} |")
+                 f"± {s['seconds'][1]:.0f} s | {spread} |")
     command = " ".join(["resnetlab train", f"preset={saved['preset']}", *saved["overrides"]])
     return "\n".join(lines) + f"\n\n`{command}`, {len(saved['rows'])} seed(s); load average at the end: " \
         f"{', '.join(f'{v:.1f}' for v in saved['machine']['load_average'])}."
