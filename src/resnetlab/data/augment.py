@@ -89,8 +89,8 @@ class BatchAugment:
         self.opts = opts
         self.num_classes = num_classes
         self.device = torch.device(device)
-        self._mean, self._std = _channel_stats(mean, std, device=self.device)
-        self._scale, self._shift = _standardizing(self._mean, self._std)
+        self._scale, self._shift = _standardizing(*_channel_stats(mean, std, device=self.device))
+        self._uint8_scale = self._scale / 255  # straight from uint8 when no op needs [0, 1] pixels
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(seed)
         # Per-batch scalars (mixup or cutmix, the Beta-drawn lambda) come from a host generator:
@@ -122,7 +122,7 @@ class BatchAugment:
 
     def __call__(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Augmented, normalized float32 images and the targets (soft when a batch was mixed)."""
-        _check_uint8(images, channels=self._mean.shape[1])
+        _check_uint8(images, channels=self._scale.shape[1])
         here, there = images.device, self.device
         if here.type != there.type or (there.index is not None and here.index != there.index):
             raise ValueError(f"images are on {here} but the augmentation draws on {there}")
@@ -138,7 +138,7 @@ class BatchAugment:
                 x = self._jitter(x)
             x = _standardize(x, self._scale, self._shift)
         else:  # uint8 to standardized floats in two passes, as normalize() does for evaluation
-            x = _standardize(x.to(torch.float32), self._scale / 255, self._shift)
+            x = _standardize(x.to(torch.float32), self._uint8_scale, self._shift)
         if "erasing" in ops:
             x = self._erase(x)
         if "mix" in ops:
