@@ -417,3 +417,16 @@ def test_work_per_batch_does_not_grow_with_the_batch():
         assert out.shape == x.shape
         counts.append(counter.calls)
     assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize("settings", [{"hflip": 0.5}, {"vflip": 0.5, "crop_padding": 3},
+                                      {"hflip": 0.5, "vflip": 0.5, "crop_padding": 4}, {"crop_padding": 2}])
+def test_large_images_are_cropped_and_flipped_one_by_one_exactly_as_the_batched_gathers_do(settings, monkeypatch):
+    from resnetlab.data import augment as module
+
+    x = torch.randint(0, 256, (24, 3, 72, 80), dtype=torch.uint8)
+    outputs = []
+    for threshold in (72 * 80 + 1, 72 * 80):  # gathers, then one copy per image
+        monkeypatch.setattr(module, "_PER_IMAGE_PIXELS", threshold)
+        outputs.append(augment(seed=3, **settings)(x, labels(24))[0])
+    assert torch.equal(outputs[0], outputs[1])

@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from resnetlab.training.threads import ThreadController, start_threads
+from resnetlab.training.threads import OtherLoad, ThreadController, start_threads
 
 
 def simulate(controller: ThreadController, step_time: dict[int, float], steps: int) -> None:
@@ -46,6 +46,94 @@ def test_goes_back_up_when_the_load_leaves():
     simulate(controller, {2: 0.06, 1: 0.11}, 16)  # the competitor ended: one thread runs faster, then two win
     assert controller.threads == 2 and controller.current == 2
     assert lines[-1].startswith("threads 1 -> 2:")
+
+
+class Machine:
+    """A simulated 2-core machine: step times per thread count depend on whether a busy process runs."""
+
+    idle = {2: 0.06, 1: 0.10}
+    loaded = {2: 0.30, 1: 0.10}  # at one thread a step takes as long beside the busy process as without it
+
+    def __init__(self) -> None:
+        self.busy = False
+
+    def other_load(self) -> float:
+        return 1.0 if self.busy else 0.05
+
+    def run(self, controller: ThreadController, steps: int) -> list[int]:
+        counts = []
+        for _ in range(steps):
+            controller.record((self.loaded if self.busy else self.idle)[controller.current])
+            counts.append(controller.current)
+        return counts
+
+
+def test_a_core_coming_free_is_seen_from_the_machine_load_when_step_times_cannot_show_it():
+    machine = Machine()
+    controller, lines, _ = make(period=200, trial=4, warmup=2, other_load=machine.other_load, probe_s=0.5)
+    machine.run(controller, 20)
+    machine.busy = True
+    machine.run(controller, 40)
+    assert controller.threads == 1 and lines[-1].startswith("threads 2 -> 1:")
+    machine.busy = False
+    counts = machine.run(controller, 20)
+    # The probe runs every 0.5 s of steps (5 steps of 0.1 s); a 4-step trial at 2 threads then wins.
+    assert controller.threads == 2 and counts.index(2) <= 6 and lines[-1].startswith("threads 1 -> 2:")
+    assert len(lines) == 2
+
+    blind, _, _ = make(period=200, trial=4, warmup=2)  # step times alone: stuck at 1 until a scheduled trial
+    machine.run(blind, 20)
+    machine.busy = True
+    machine.run(blind, 40)
+    assert blind.threads == 1
+    machine.busy = False
+    assert set(machine.run(blind, 100)) == {1}
+
+
+def test_a_run_started_beside_a_busy_process_goes_up_when_it_ends():
+    machine = Machine()
+    machine.busy = True
+    controller, lines, _ = make(start=1, period=200, trial=4, warmup=2, other_load=machine.other_load)
+    machine.run(controller, 50)
+    assert controller.threads == 1 and lines == []
+    machine.busy = False
+    machine.run(controller, 20)
+    assert controller.threads == 2 and lines == ["threads 1 -> 2: a step took 60 ms at 2 vs 100 ms at 1 (the load "
+                                                 "on the CPU changed)"]
+
+
+def test_a_steady_partial_load_does_not_make_the_probe_try_again_and_again():
+    controller, lines, calls = make(start=1, period=1000, max_period=1000, trial=4, warmup=0,
+                                    other_load=lambda: 0.2, probe_s=0.5)
+    simulate(controller, {2: 0.30, 1: 0.10}, 500)  # two threads lose beside a process using a fifth of a core
+    assert controller.threads == 1 and lines == []
+    assert calls.count(2) == 1  # one trial when the probe first saw the core free, none after
+
+
+def test_other_load_counts_the_busy_time_of_other_processes_only(monkeypatch):
+    import psutil
+
+    from resnetlab.training import threads
+
+    row_type = type(psutil.cpu_times(percpu=True)[0])
+    state = {"busy": 0.0, "idle": 0.0, "own": 0.0, "wall": 0.0}
+
+    def cpu_times(percpu: bool):
+        assert percpu
+        row = dict.fromkeys(row_type._fields, 0.0)
+        row.update(user=state["busy"] / 2, idle=state["idle"] / 2)
+        return [row_type(**row)] * 2
+
+    monkeypatch.setattr(psutil, "cpu_times", cpu_times)
+    monkeypatch.setattr(threads.time, "process_time", lambda: state["own"])
+    monkeypatch.setattr(threads.time, "monotonic", lambda: state["wall"])
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    probe = OtherLoad()
+    # Two seconds: the two cores were busy 3 s in all, 2 s of them ours (our threads), 1 s another process's.
+    state.update(busy=3.0, idle=1.0, own=2.0, wall=2.0)
+    assert probe() == 0.5
+    state.update(busy=5.0, idle=3.0, own=4.0, wall=4.0)  # only our own use since: nobody else
+    assert probe() == 0.0
 
 
 def test_keeps_the_count_and_backs_off_when_the_other_count_is_slower():

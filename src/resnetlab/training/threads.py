@@ -10,8 +10,13 @@ measures it in one run). Two measures work together:
 - the OpenMP wait policy is set to PASSIVE before torch loads (``resnetlab/__init__.py``), so threads
   waiting at a barrier sleep instead of spinning on the cores the other process needs;
 - the count starts at the cores free when training starts, and :class:`ThreadController` times the
-  optimizer steps and, when they slow down or speed up (and now and then regardless), tries one
-  neighbouring thread count for a few steps, keeping whichever was faster.
+  optimizer steps and, when they slow down or speed up, when :class:`OtherLoad` sees a core come
+  free (and now and then regardless), tries one neighbouring thread count for a few steps, keeping
+  whichever was faster.
+
+The core probe matters on the way back up: at one thread beside a busy process, a step takes as
+long as on the idle machine (the one thread has a core to itself either way), so the step times
+alone cannot tell that the other process has ended.
 """
 
 from __future__ import annotations
@@ -54,6 +59,44 @@ def free_cores(*, sample_s: float = 0.2) -> int:
     return max(1, min(physical_cores(), round(cores() - busy)))
 
 
+class OtherLoad:
+    """Cores' worth of CPU time that other processes used on this process's cores since the last call.
+
+    The machine's busy time on the cores in our affinity mask (from ``psutil.cpu_times``), less our
+    own process's CPU time over the same wall interval. A call costs about 40 us (one read of
+    /proc/stat on Linux); None where psutil is missing.
+    """
+
+    def __init__(self) -> None:
+        try:
+            import psutil
+        except ImportError:
+            self._psutil = None
+            return
+        self._psutil = psutil
+        self._cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        self._last = self._sample()
+
+    def _sample(self) -> tuple[float, float, float]:
+        per_cpu = self._psutil.cpu_times(percpu=True)
+        if self._cpus is not None and max(self._cpus) < len(per_cpu):
+            per_cpu = [per_cpu[i] for i in self._cpus]
+        idle = sum(t.idle + getattr(t, "iowait", 0.0) for t in per_cpu)
+        busy = sum(sum(t) for t in per_cpu) - idle - sum(getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)
+                                                         for t in per_cpu)  # guest time is inside user already
+        return busy, time.process_time(), time.monotonic()
+
+    def __call__(self) -> float | None:
+        if self._psutil is None:
+            return None
+        now = self._sample()
+        (busy0, own0, wall0), (busy1, own1, wall1) = self._last, now
+        self._last = now
+        if wall1 - wall0 <= 0:
+            return None
+        return max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall1 - wall0)
+
+
 class ThreadController:
     """Keeps the thread count whose optimizer steps are fastest under the load of the moment.
 
@@ -62,17 +105,24 @@ class ThreadController:
     selection). A trial runs a neighbouring count (one thread fewer or more) for ``trial`` steps and
     the median step times decide, a switch needing a ``margin`` gain so noise does not make the count
     flap. Trials come when the step time moves by more than ``watch`` from its level at the last
-    decision (load came or went), and otherwise every ``period`` steps, a period that doubles after
-    each trial that changed nothing (up to ``max_period``): on an idle machine the trials of a worse
-    count cost well under 1% of the steps. Medians also keep the one long interval that spans an
-    epoch's evaluation from counting.
+    decision (load came or went), when ``other_load`` (sampled every ``probe_s`` seconds of steps) says
+    a core has come free since the last decision while running below ``maximum`` threads, and
+    otherwise every ``period`` steps, a period that doubles after each trial that changed nothing (up
+    to ``max_period``): on an idle machine the trials of a worse count cost well under 1% of the
+    steps. Medians also keep the one long interval that spans an epoch's evaluation from counting.
     """
 
     def __init__(self, start: int, *, maximum: int, period: int = 60, max_period: int = 960, trial: int = 4,
                  warmup: int = 3, margin: float = 0.08, watch: float = 0.3, log: Callable[[str], None] = print,
                  set_threads: Callable[[int], None] = torch.set_num_threads,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 other_load: Callable[[], float | None] | None = None, cores: int | None = None,
+                 probe_s: float = 0.5) -> None:
         self.threads, self.maximum = start, maximum
+        self.other_load, self.cores, self.probe_s = other_load, cores or maximum, probe_s
+        self._since_probe = 0.0
+        # Other processes' load at the last decision; at the start, what a start below the maximum implies.
+        self._others = float(max(0, self.cores - start))
         self.base_period, self.max_period, self.period = period, max_period, period
         self.trial, self.warmup, self.margin, self.watch = trial, warmup, margin, watch
         self.log, self._set, self._clock = log, set_threads, clock
@@ -101,6 +151,9 @@ class ThreadController:
                 self._decide()
             return
         self._times.append(seconds)
+        if self._core_came_free(seconds):
+            self._start_trial(down=False)
+            return
         if len(self._times) < self.trial:
             return
         recent = statistics.median(self._times[-self.trial:])
@@ -111,6 +164,20 @@ class ThreadController:
         elif len(self._times) >= self.period:
             self._start_trial(down=self._next_down)
             self._next_down = not self._next_down
+
+    def _core_came_free(self, seconds: float) -> bool:
+        """Other processes now leave a core more than the last decision saw, and we could use it."""
+        if self.other_load is None or self.threads >= self.maximum:
+            return False
+        self._since_probe += seconds
+        if self._since_probe < self.probe_s:
+            return False
+        self._since_probe = 0.0
+        others = self.other_load()
+        if others is None:
+            return False
+        free = self.cores - others
+        return free >= self.threads + 0.7 and others <= self._others - 0.7
 
     def _start_trial(self, *, down: bool) -> None:
         options = [n for n in ((self.threads - 1, self.threads + 1) if down else (self.threads + 1, self.threads - 1))
@@ -136,6 +203,9 @@ class ThreadController:
             self._level, self.period = current, min(self.max_period, 2 * self.period)
         self._times = []
         self._last = None
+        if self.other_load is not None:
+            others = self.other_load()  # the load this decision was made under
+            self._others, self._since_probe = self._others if others is None else others, 0.0
 
 
 def start_threads(requested: int, *, device: torch.device, log: Callable[[str], None] = print,
@@ -157,4 +227,6 @@ def start_threads(requested: int, *, device: torch.device, log: Callable[[str], 
     torch.set_num_threads(start)
     if start < maximum:
         log(f"threads: {start} of {maximum} cores are free now; starting with {start} and re-checking as load changes")
-    return ThreadController(start, maximum=maximum, log=log) if maximum > 1 else None
+    if maximum == 1:
+        return None
+    return ThreadController(start, maximum=maximum, log=log, other_load=OtherLoad(), cores=physical_cores())
