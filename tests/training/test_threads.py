@@ -51,10 +51,9 @@ def test_goes_back_up_when_the_load_leaves():
 class Machine:
     """A simulated 2-core machine: step times per thread count depend on whether a busy process runs."""
 
-    idle = {2: 0.06, 1: 0.10}
-    loaded = {2: 0.30, 1: 0.10}  # at one thread a step takes as long beside the busy process as without it
-
     def __init__(self) -> None:
+        self.idle = {2: 0.06, 1: 0.10}
+        self.loaded = {2: 0.30, 1: 0.10}  # at one thread a step takes as long beside the busy process as without
         self.busy = False
 
     def other_load(self) -> float:
@@ -98,8 +97,8 @@ def test_a_run_started_beside_a_busy_process_goes_up_when_it_ends():
     assert controller.threads == 1 and lines == []
     machine.busy = False
     machine.run(controller, 20)
-    assert controller.threads == 2 and lines == ["threads 1 -> 2: a step took 60 ms at 2 vs 100 ms at 1 (the load "
-                                                 "on the CPU changed)"]
+    assert controller.threads == 2
+    assert lines == ["threads 1 -> 2: a step took 60 ms at 2 vs 100 ms at 1 (the load on the CPU changed)"]
 
 
 def test_a_steady_partial_load_does_not_make_the_probe_try_again_and_again():
