@@ -19,8 +19,10 @@ reported apart; later runs and epochs read the cache); the plain side decodes ev
 epoch, as its recipe does. The cache row compares an epoch of data alone (no model): resnetlab's
 second epoch (cache + augmentation) against the plain Dataset and DataLoader.
 Sides alternate (plain, resnetlab, bare, plain, ...) so a change of load hits all of them; every
-side runs with the same ``--threads`` (in one process, so with the same OpenMP settings: see
-contention.py for those) and the DataLoader with no worker processes. ``--device cuda`` runs every
+side runs with the same ``--threads`` and OpenMP settings (see contention.py for those) and the
+DataLoader with no worker processes. The plain side runs in a process of its own, as a user's
+script would: resnetlab's process-wide setting of the allocator (``keep_freed_memory``) is part
+of its path and must not reach the plain side. ``--device cuda`` runs every
 side on the GPU unchanged (the plain DataLoader pins its batches and copies them without blocking;
 resnetlab's loader keeps a split that fits on the device), synchronizing before each clock reading.
 Writes benchmarks/results/vs_plain_pytorch.json.
@@ -29,7 +31,9 @@ Writes benchmarks/results/vs_plain_pytorch.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import os
 import random
 import statistics
@@ -37,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +54,7 @@ from resnetlab.data.bundle import DataBundle
 from resnetlab.data.loader import BatchLoader
 from resnetlab.data.sources import load_data
 from resnetlab.models import create_model
+from resnetlab.training.allocator import keep_freed_memory
 from resnetlab.training.device import resolve_device, resolve_precision, set_threads, use_channels_last
 from resnetlab.training.history import History
 from resnetlab.training.loop import Compute, Control, StagePlan, Stages, TrainParts, fit
@@ -245,16 +251,27 @@ def _folder(tmp: Path, size: int, fmt: str, count: int) -> tuple[Path, DataBundl
     return root, bundle, timing
 
 
-def _sides(case: str, root: Path, bundle: DataBundle, steps: int) -> dict[str, Callable[[], float]]:
-    """The measurements of one case, in the order they alternate."""
+def plain_side(case: str, root: Path, ids: list[str], targets: np.ndarray, steps: int, threads: int,
+               device: str) -> float:
+    """The plain side of one case, run in the plain process."""
+    global DEVICE
+    DEVICE = torch.device(device)
+    set_threads(threads)
     if case == "cache":
-        loader = plain_loader(root, bundle.train.ids, bundle.train.targets, 224, 32)
-        return {"plain": lambda: plain_data_rate(loader), "resnetlab": lambda: resnetlab_data_rate(bundle, 32),
+        return plain_data_rate(plain_loader(root, ids, targets, 224, 32))
+    model, size, batch, *_ = CASES[case]
+    return plain_rate(model, size, plain_loader(root, ids, targets, size, batch), steps)
+
+
+def _sides(case: str, root: Path, bundle: DataBundle, steps: int,
+           plain: Callable[..., float]) -> dict[str, Callable[[], float]]:
+    """The measurements of one case, in the order they alternate."""
+    plain_rate_here = functools.partial(plain, case, root, bundle.train.ids, bundle.train.targets, steps)
+    if case == "cache":
+        return {"plain": plain_rate_here, "resnetlab": lambda: resnetlab_data_rate(bundle, 32),
                 "read": lambda: resnetlab_data_rate(bundle, 32, augment=False)}
     model, size, batch, *_ = CASES[case]
-    loader = plain_loader(root, bundle.train.ids, bundle.train.targets, size, batch)
-    return {"plain": lambda: plain_rate(model, size, loader, steps),
-            "resnetlab": lambda: resnetlab_rate(model, bundle, batch, steps),
+    return {"plain": plain_rate_here, "resnetlab": lambda: resnetlab_rate(model, bundle, batch, steps),
             "bare": lambda: bare_rate(model, size, batch, steps)}
 
 
@@ -279,13 +296,17 @@ def run(args: argparse.Namespace, tmp: Path) -> dict:
         count = max(big + [args.cache_images if "cache" in cases else 0])
         folders["jpeg"] = _folder(tmp, args.jpeg_size, "jpeg", count)
     rates: dict[str, dict[str, list[float]]] = {c: {} for c in cases}
-    for round_ in range(args.rounds):
-        for case in cases:
-            root, bundle, _ = folders["jpeg" if case == "cache" else CASES[case][4]]
-            for side, measure in _sides(case, root, bundle, steps.get(case, 0)).items():
-                rates[case].setdefault(side, []).append(measure())
-            print(f"  round {round_ + 1}: {case} " + "  ".join(f"{s} {v[-1]:.1f}" for s, v in rates[case].items()),
-                  flush=True)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        def plain(*case_args: object) -> float:
+            return pool.submit(plain_side, *case_args, args.threads, str(DEVICE)).result()
+
+        for round_ in range(args.rounds):
+            for case in cases:
+                root, bundle, _ = folders["jpeg" if case == "cache" else CASES[case][4]]
+                for side, measure in _sides(case, root, bundle, steps.get(case, 0), plain).items():
+                    rates[case].setdefault(side, []).append(measure())
+                print(f"  round {round_ + 1}: {case} " + "  ".join(f"{s} {v[-1]:.1f}" for s, v in rates[case].items()),
+                      flush=True)
     rows = []
     for case in cases:
         row = {"case": case, **_medians(rates[case]), "per_round": rates[case]}
@@ -323,9 +344,10 @@ def main() -> None:
     global DEVICE
     DEVICE = resolve_device(args.device)
     info = machine() | {"threads": args.threads, "device": str(DEVICE),
-                        "bf16": resolve_precision("auto", DEVICE) is not None}
+                        "bf16": resolve_precision("auto", DEVICE) is not None,
+                        "kept_freed_memory": keep_freed_memory()}  # as resnetlab train does
     print(f"{info['cpu']}, {info['cores']} cores, torch {info['torch']}, {args.threads} thread(s), native bf16: "
-          f"{info['bf16']}, load average before {' '.join(f'{x:.2f}' for x in info['load_average'])}")
+          f"{info['bf16']}, freed memory kept: {info['kept_freed_memory']}, load average before {' '.join(f'{x:.2f}' for x in info['load_average'])}")
     with tempfile.TemporaryDirectory() as tmp:
         result = run(args, Path(tmp))
     info["load_average_after"] = os.getloadavg()
@@ -365,7 +387,8 @@ def markdown(saved: dict) -> str:
                          f"{row['vs_bare']:+.1%} |")
     m = saved["machine"]
     lines.append(f"\n`{saved['command']}`: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
-                 f"{m['threads']} thread(s) per side, native bf16: {m['bf16']}; load average (1, 5, 15 min) "
+                 f"{m['threads']} thread(s) per side, native bf16: {m['bf16']}, freed memory kept (resnetlab's "
+                 f"side): {m.get('kept_freed_memory', False)}; load average (1, 5, 15 min) "
                  f"{', '.join(f'{x:.1f}' for x in m['load_average'])} before and "
                  f"{', '.join(f'{x:.1f}' for x in m['load_average_after'])} after; median of {saved['rounds']} "
                  "alternating round(s) (ratios: median of the rounds' own).")

@@ -32,6 +32,7 @@ from resnetlab.data.augment import normalize
 from resnetlab.data.bundle import Split
 from resnetlab.data.sources import load_data
 from resnetlab.errors import UserError
+from resnetlab.training.allocator import keep_freed_memory
 from resnetlab.training.device import set_threads, use_channels_last
 from resnetlab.training.run_folder import (
     checkpoint_line,
@@ -95,6 +96,7 @@ def evaluate(run_or_checkpoint: str | Path, *, overrides: Sequence[str] = (), sp
                              create=False)
     device, amp_dtype = device_here(cfg)
     set_threads(cfg.train.threads)
+    keep_freed_memory()
     chosen = _chosen_split(trained, cfg, split)
     task = trained.task
     model = for_eval(trained.model.to(device), trained.config)

@@ -47,6 +47,7 @@ from resnetlab.data.bundle import DataBundle, Split
 from resnetlab.data.sources import check_unseen_classes, load_data
 from resnetlab.errors import UserError, did_you_mean
 from resnetlab.models import freeze
+from resnetlab.training.allocator import keep_freed_memory
 from resnetlab.training.checkpoint import load_checkpoint
 from resnetlab.training.checkpointer import Checkpointer, CheckpointMismatch, GlobalRng
 from resnetlab.training.device import (
@@ -132,6 +133,7 @@ def train(config: Config | Sequence[str] | None = None, *, overrides: Sequence[s
     validate_config(cfg)
     seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)
     set_threads(cfg.train.threads)
+    keep_freed_memory()
     device = resolve_device(cfg.train.device)
     amp_dtype = resolve_precision(cfg.train.precision, device)
     env = RunEnv(device=device, amp_dtype=amp_dtype, channels_last=use_channels_last(cfg.train.channels_last,
