@@ -5,13 +5,15 @@
 For each case (ResNet-20 at 32 px batch 128 and ResNet-18 at 32 px batch 64, fp32 and bf16) two
 worker processes train the same model on the same batch:
 - plain: torch imported first, its defaults (one thread per core, OpenMP's default wait policy);
-- resnetlab: resnetlab imported first (OMP_WAIT_POLICY=PASSIVE unless set), the thread count from
+- resnetlab: resnetlab imported first (a short OpenMP spin, then sleep, unless set), the thread count from
   ``start_threads`` and the step-time ``ThreadController`` running as in ``resnetlab train``.
 Each worker alternates idle and contended phases of ``--steps`` steps, ``--rounds`` times; the
 contention is a ``python -c "while True: pass"`` process started here, paused between phases
 (SIGSTOP/SIGCONT), so a worker's idle and contended phases are measured minutes apart at most and
-the two sides alternate. The contended phase includes the controller's reaction to the new load.
-Prints img/s and the ratios and writes benchmarks/results/contention.json.
+the two sides alternate. The contended phase includes the controller's reaction to the new load, and
+so does every idle phase after the first ("idle after load": the controller climbing back to the
+freed core); the first idle phase is the steady idle rate. Prints img/s and the ratios and writes
+benchmarks/results/contention.json.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def worker(side: str, model_name: str, size: int, batch: int, precision: str, st
                 step()
             rates[phase].append(batch * steps / (time.perf_counter() - start))
     os.kill(busy_pid, signal.SIGSTOP)
-    print(json.dumps({k: sum(v) / len(v) for k, v in rates.items()} | {"threads_end": torch.get_num_threads()}))
+    after = rates["idle"][1:]
+    print(json.dumps({"idle": rates["idle"][0], "idle_after_load": sum(after) / len(after) if after else None,
+                      "contended": sum(rates["contended"]) / rounds, "threads_end": torch.get_num_threads()}))
 
 
 def machine() -> dict:
@@ -128,14 +132,14 @@ def main() -> None:
 
 def markdown(saved: dict) -> str:
     """The README's table: img/s without and with the busy process, and the ratios."""
-    lines = [("| case | plain idle | plain contended | resnetlab idle | resnetlab contended | resnetlab/plain, idle "
-             "| resnetlab/plain, contended |"), "|---|---|---|---|---|---|---|"]
+    lines = [("| case | plain idle | resnetlab idle | resnetlab/plain, idle | plain contended | resnetlab contended "
+             "| resnetlab/plain, contended | resnetlab idle after load (/plain) |"), "|---|---|---|---|---|---|---|---|"]
     for row in saved["rows"]:
         p, r = row["plain"], row["resnetlab"]
         lines.append(f"| {row['model']}@{row['size']} b{row['batch']} {row['precision']} | {p['idle']:.1f} | "
-                     f"{p['contended']:.1f} ({p['contended'] / p['idle']:.0%}) | {r['idle']:.1f} | "
-                     f"{r['contended']:.1f} ({r['contended'] / r['idle']:.0%}) | {r['idle'] / p['idle']:.2f}x | "
-                     f"{r['contended'] / p['contended']:.2f}x |")
+                     f"{r['idle']:.1f} | {r['idle'] / p['idle']:.2f}x | {p['contended']:.1f} "
+                     f"({p['contended'] / p['idle']:.0%}) | {r['contended']:.1f} ({r['contended'] / r['idle']:.0%}) | "
+                     f"{r['contended'] / p['contended']:.2f}x | {_after(row)} |")
     m = saved["machine"]
     lines.append(f"\n{m['cpu']}, {m['cores']} cores, torch {m['torch']}; load average (1, 5, 15 min) "
                  f"{', '.join(f'{x:.1f}' for x in m['load_average'])} before and "
@@ -144,12 +148,21 @@ def markdown(saved: dict) -> str:
     return "\n".join(lines)
 
 
+def _after(row: dict) -> str:
+    """resnetlab's idle rate in the phases after a contended one, against the plain loop's."""
+    p, r = row["plain"], row["resnetlab"]
+    if r.get("idle_after_load") is None:
+        return "-"
+    return f"{r['idle_after_load']:.1f} ({r['idle_after_load'] / (p['idle_after_load'] or p['idle']):.2f}x)"
+
+
 def _line(row: dict) -> str:
     p, r = row["plain"], row["resnetlab"]
     return (f"{row['model']}@{row['size']} b{row['batch']} {row['precision']}:  plain idle {p['idle']:6.1f} "
             f"contended {p['contended']:6.1f} ({p['contended'] / p['idle']:4.0%})   resnetlab idle {r['idle']:6.1f} "
             f"contended {r['contended']:6.1f} ({r['contended'] / r['idle']:4.0%}, {r['threads_end']} threads)   "
-            f"resnetlab/plain idle {r['idle'] / p['idle']:.2f}x contended {r['contended'] / p['contended']:.2f}x")
+            f"resnetlab/plain idle {r['idle'] / p['idle']:.2f}x contended {r['contended'] / p['contended']:.2f}x   "
+            f"idle after load {_after(row)}")
 
 
 if __name__ == "__main__":

@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-# Before torch loads (it reads these once): OpenMP threads waiting at a barrier sleep instead of
-# spinning, so a core another process needs is not burnt waiting for it. Beside one busy process on
-# 2 cores, spinning cut ResNet-20 training to a tenth of its idle speed (benchmarks/contention.py).
-# A user's own setting of any of them wins.
+# Before torch loads (it reads these once): OpenMP threads waiting at a barrier spin only briefly
+# (GNU OpenMP: 1,000 rounds, a few microseconds) and then sleep, so a core another process needs is
+# not burnt waiting for it. Beside one busy process on 2 cores, the long default spin cut ResNet-20
+# training to a tenth of its idle speed (benchmarks/contention.py); sleeping at once (PASSIVE) cost
+# 10-15% on the idle machine, which the short spin wins back. PASSIVE is for the OpenMP runtimes
+# that ignore GOMP_SPINCOUNT (LLVM's and Intel's). A user's own setting of any of them wins.
 if not any(name in os.environ for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")):
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["GOMP_SPINCOUNT"] = "1000"
 
 __version__ = "0.1.0"
 

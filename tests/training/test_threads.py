@@ -55,13 +55,17 @@ class Machine:
         self.idle = {2: 0.06, 1: 0.10}
         self.loaded = {2: 0.30, 1: 0.10}  # at one thread a step takes as long beside the busy process as without
         self.busy = False
+        self._window: list[float] = []  # the other process's load at each step since the last reading
 
     def other_load(self) -> float:
-        return 1.0 if self.busy else 0.05
+        """As OtherLoad reads it: the mean over the steps since the last call."""
+        window, self._window = self._window or [1.0 if self.busy else 0.05], []
+        return sum(window) / len(window)
 
     def run(self, controller: ThreadController, steps: int) -> list[int]:
         counts = []
         for _ in range(steps):
+            self._window.append(1.0 if self.busy else 0.05)
             controller.record((self.loaded if self.busy else self.idle)[controller.current])
             counts.append(controller.current)
         return counts
@@ -135,6 +139,17 @@ def test_other_load_counts_the_busy_time_of_other_processes_only(monkeypatch):
     assert probe() == 0.0
 
 
+def test_a_change_of_speed_is_only_answered_in_its_own_direction():
+    controller, lines, calls = make(start=2, period=1000, trial=4, warmup=0)
+    simulate(controller, {2: 0.30, 1: 0.35}, 10)
+    simulate(controller, {2: 0.10, 1: 0.20}, 20)  # faster at the maximum: no count above it to try
+    assert calls == [] and controller.threads == 2
+    controller, lines, calls = make(start=1, period=1000, trial=4, warmup=0)
+    simulate(controller, {2: 0.30, 1: 0.10}, 10)
+    simulate(controller, {2: 0.60, 1: 0.20}, 20)  # slower at one thread: no count below it to try
+    assert calls == [] and controller.threads == 1 and lines == []
+
+
 def test_keeps_the_count_and_backs_off_when_the_other_count_is_slower():
     controller, lines, calls = make(period=10, trial=4, warmup=0)
     simulate(controller, {2: 0.10, 1: 0.19}, 200)
@@ -182,9 +197,10 @@ def run_python(code: str, env: dict[str, str]) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def test_importing_resnetlab_sets_a_passive_wait_policy_before_torch_loads():
-    code = "import resnetlab, os, sys; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
-    assert run_python(code, {}) == "PASSIVE False"
+def test_importing_resnetlab_sets_a_short_spin_and_then_sleep_before_torch_loads():
+    code = ("import resnetlab, os, sys; "
+            "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)")
+    assert run_python(code, {}) == "PASSIVE 1000 False"
 
 
 def test_a_users_own_openmp_setting_wins():
@@ -195,8 +211,8 @@ def test_a_users_own_openmp_setting_wins():
 
 
 def test_the_cli_entry_sets_the_wait_policy_before_torch_loads():
-    code = "import resnetlab.cli.main, os, sys; print(os.environ.get('OMP_WAIT_POLICY'))"
-    assert run_python(code, {}) == "PASSIVE"
+    code = "import resnetlab.cli.main, os, sys; print(os.environ.get('OMP_WAIT_POLICY'), os.environ['GOMP_SPINCOUNT'])"
+    assert run_python(code, {}) == "PASSIVE 1000"
 
 
 def test_a_training_run_with_automatic_threads_starts_at_the_free_cores_and_times_every_step(tmp_path, monkeypatch):

@@ -7,8 +7,8 @@ ResNet-20 (32 px, batch 128, fp32) at two threads fell from 494 to 46 img/s, whi
 still did 157 (a one-off measurement on a machine shared with other jobs; benchmarks/contention.py
 measures it in one run). Two measures work together:
 
-- the OpenMP wait policy is set to PASSIVE before torch loads (``resnetlab/__init__.py``), so threads
-  waiting at a barrier sleep instead of spinning on the cores the other process needs;
+- before torch loads (``resnetlab/__init__.py``), OpenMP threads waiting at a barrier are set to spin
+  only a few microseconds and then sleep, instead of spinning on the cores the other process needs;
 - the count starts at the cores free when training starts, and :class:`ThreadController` times the
   optimizer steps and, when they slow down or speed up, when :class:`OtherLoad` sees a core come
   free (and now and then regardless), tries one neighbouring thread count for a few steps, keeping
@@ -117,7 +117,7 @@ class ThreadController:
                  set_threads: Callable[[int], None] = torch.set_num_threads,
                  clock: Callable[[], float] = time.perf_counter,
                  other_load: Callable[[], float | None] | None = None, cores: int | None = None,
-                 probe_s: float = 0.5) -> None:
+                 probe_s: float = 0.25) -> None:
         self.threads, self.maximum = start, maximum
         self.other_load, self.cores, self.probe_s = other_load, cores or maximum, probe_s
         self._since_probe = 0.0
@@ -152,7 +152,7 @@ class ThreadController:
             return
         self._times.append(seconds)
         if self._core_came_free(seconds):
-            self._start_trial(down=False)
+            self._start_trial(down=False, only=True)
             return
         if len(self._times) < self.trial:
             return
@@ -160,7 +160,9 @@ class ThreadController:
         if self._level is None:
             self._level = recent
         if abs(recent / self._level - 1) > self.watch:
-            self._start_trial(down=recent > self._level)  # slower: someone took a core; faster: one came back
+            # Slower: someone took a core, so try one thread fewer; faster: one came back, try one more.
+            # Where that count is out of range, the new speed becomes the level to watch.
+            self._start_trial(down=recent > self._level, only=True)
         elif len(self._times) >= self.period:
             self._start_trial(down=self._next_down)
             self._next_down = not self._next_down
@@ -179,13 +181,19 @@ class ThreadController:
         free = self.cores - others
         return free >= self.threads + 0.7 and others <= self._others - 0.7
 
-    def _start_trial(self, *, down: bool) -> None:
+    def _start_trial(self, *, down: bool, only: bool = False) -> None:
+        """Try one thread fewer (``down``) or more; the other way too, where that one is out of range,
+        unless ``only``."""
         options = [n for n in ((self.threads - 1, self.threads + 1) if down else (self.threads + 1, self.threads - 1))
                    if 1 <= n <= self.maximum]
+        if only:
+            options = options[:1] if options and (options[0] < self.threads) == down else []
         if not options:
             self._times, self._level = [], None
             return
         self._trying, self._trial_times = options[0], []
+        if self.other_load is not None:
+            self.other_load()  # so the reading at the decision covers the trial's steps alone
         self._set(self._trying)
         self._last = None  # the switch itself is not part of any step
 
