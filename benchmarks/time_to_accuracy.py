@@ -9,8 +9,9 @@ final evaluation) in its own process and reads the test accuracy from the run fo
 reference is a plain PyTorch script: ResNet-20 (the same architecture), bf16 autocast where the
 CPU has it, SGD + OneCycleLR at batch 256, flips and 2-px shifts on whole batches, trained for as
 many steps as fit in the preset's mean wall time (its speed measured on its first steps). Prints
-accuracy mean ± std and wall time; writes benchmarks/results/time_to_accuracy_<preset>.json,
-keeping the rows of seeds measured before (a seed run again replaces its row).
+accuracy mean ± std and wall time; writes benchmarks/results/time_to_accuracy_<preset>.json (with
+extra overrides, ..._<preset>_<overrides>.json, e.g. _fmnist-fast_train.epochs-14.json), keeping the
+rows of seeds measured before (a seed run again replaces its row).
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def main() -> None:
                         help="run the plain reference after the first K seeds only (default: after every seed)")
     parser.add_argument("--reference-subset", type=int, default=None, help=argparse.SUPPRESS)  # smoke runs
     args, extra = parser.parse_known_args()
-    saved_path = RESULTS / f"time_to_accuracy_{args.preset}.json"
+    suffix = "".join(f"_{override.replace('=', '-').replace('/', '-')}" for override in extra)
+    saved_path = RESULTS / f"time_to_accuracy_{args.preset}{suffix}.json"
     if args.markdown:
         print(markdown(json.loads(saved_path.read_text())))
         return
@@ -164,7 +166,7 @@ def markdown(saved: dict) -> str:
     s = saved["summary"]
     plain = [r for r in saved["rows"] if r["plain_accuracy"] is not None]
     spread = f"{s['plain_accuracy'][0]:.2%} ± {s['plain_accuracy'][1]:.2%}" if len(plain) > 1 else \
-        f"{s['plain_accuracy'][0]:.2%} ({len(plain)} seed)"
+        f"{s['plain_accuracy'][0]:.2%} (1 seed)" if plain else "not run"
     lines.append(f"| mean ± std | {s['accuracy'][0]:.2%} ± {s['accuracy'][1]:.2%} | {_minutes(s['seconds'][0])} "
                  f"± {s['seconds'][1]:.0f} s | {spread} |")
     command = " ".join(["resnetlab train", f"preset={saved['preset']}", *saved["overrides"]])
