@@ -420,11 +420,12 @@ def test_work_per_batch_does_not_grow_with_the_batch():
 
 
 @pytest.mark.parametrize("settings", [{"hflip": 0.5}, {"vflip": 0.5, "crop_padding": 3},
-                                      {"hflip": 0.5, "vflip": 0.5, "crop_padding": 4}, {"crop_padding": 2}])
+                                      {"hflip": 0.5, "vflip": 0.5, "crop_padding": 4}, {"crop_padding": 2},
+                                      {"hflip": 0.5, "crop_padding": 90}])  # padding wider than the image
 def test_large_images_are_cropped_and_flipped_one_by_one_exactly_as_the_batched_gathers_do(settings, monkeypatch):
     from resnetlab.data import augment as module
 
-    x = torch.randint(0, 256, (24, 3, 72, 80), dtype=torch.uint8)
+    x = torch.randint(1, 256, (24, 3, 72, 80), dtype=torch.uint8)
     outputs = []
     for threshold in (72 * 80 + 1, 72 * 80):  # gathers, then one copy per image
         monkeypatch.setattr(module, "_PER_IMAGE_PIXELS", threshold)

@@ -440,6 +440,8 @@ def _shift_and_flip_each(x: Tensor, draws: list[tuple[int, Tensor | None, Tensor
         dims = [d for d, chosen in ((1, i in flip_rows), (2, i in flip_cols)) if chosen]
         source = x[i].flip(dims) if dims else x[i]
         dy, dx = shifts[0][i], shifts[1][i]
+        if abs(dy) >= h or abs(dx) >= w:  # padding wider than the image: shifted out entirely, all zeros
+            continue
         out[i, :, max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] = \
             source[:, max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
     return out
