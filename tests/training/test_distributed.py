@@ -84,6 +84,9 @@ def _ddp_worker(rank: int, folder: str, batch: int, steps: int) -> None:
         losses = _steps(model, loader, steps, reduce=mean_over_processes)
         if rank == 0:
             torch.save({"losses": losses, "weights": model.module.state_dict()}, f"{folder}/ddp.pt")
+        # Both processes leave together: one tearing Gloo down while the other is still in a collective
+        # or writing aborted the other now and then ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
