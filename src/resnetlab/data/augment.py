@@ -424,20 +424,17 @@ def _shift_and_flip_each(x: Tensor, draws: list[tuple[int, Tensor | None, Tensor
     image with offset ``o`` is a shift by ``o - pad`` (by ``pad - o`` of the mirror), zeros outside."""
     n = len(x)
     out = torch.zeros_like(x) if pad else torch.empty_like(x)
-    flips = [[], []]  # per image: the dims to flip
-    shifts = [[0] * n, [0] * n]  # per image: (rows, columns)
+    flipped = [[False] * n, [False] * n]  # per axis (rows, columns), per image
+    shifts = [[0] * n, [0] * n]
     for dim, flip, offset in draws:
         axis = dim - 2
-        flipped = flip.tolist() if flip is not None else [False] * n
+        if flip is not None:
+            flipped[axis] = flip.tolist()
         moved = (offset - pad).tolist() if offset is not None else [0] * n
-        for i in range(n):
-            shifts[axis][i] = -moved[i] if flipped[i] else moved[i]
-            if flipped[i]:
-                flips[axis].append(i)
-    flip_rows, flip_cols = set(flips[0]), set(flips[1])
+        shifts[axis] = [-m if f else m for m, f in zip(moved, flipped[axis], strict=True)]
     h, w = x.shape[2], x.shape[3]
     for i in range(n):
-        dims = [d for d, chosen in ((1, i in flip_rows), (2, i in flip_cols)) if chosen]
+        dims = [d for d, chosen in ((1, flipped[0][i]), (2, flipped[1][i])) if chosen]
         source = x[i].flip(dims) if dims else x[i]
         dy, dx = shifts[0][i], shifts[1][i]
         if abs(dy) >= h or abs(dx) >= w:  # padding wider than the image: shifted out entirely, all zeros
